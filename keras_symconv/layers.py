@@ -1,0 +1,448 @@
+"""Symmetry-structured Keras layers.
+
+- :class:`SelfCartesian`: ``(batch, L, n) -> (batch, L, L, 2n)``,
+  ``y[i, j] = concat(x[i], x[j])``.
+- :class:`SymmetryGenerating2D`: a convolution of a self-Cartesian product
+  whose output is symmetric (the paper's Theorem 1).
+- :class:`SymmetryPreserving2D`: a convolution that maps symmetric feature
+  maps to symmetric feature maps.
+
+Both convolutions hold only the packed triangular kernel as a trainable
+variable, expand it to the full kernel in ``call`` with a gather from a
+constant index map, and differentiate the expansion with the paper's update
+rules (eqs. 3 and 5) written out (:mod:`keras_symconv.kernels`). They take
+the arguments of ``keras.layers.Conv2D`` so one can replace the other, and
+reject what cannot stay symmetric.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_symconv import kernels
+from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform
+
+__all__ = ["SelfCartesian", "SymmetryGenerating2D", "SymmetryPreserving2D"]
+
+_INITIALIZER_ALIASES = {
+    "half_glorot_uniform": HalfGlorotUniform,
+    "half_glorot_normal": HalfGlorotNormal,
+}
+
+
+def _get_initializer(identifier):
+    if isinstance(identifier, str) and identifier.lower() in _INITIALIZER_ALIASES:
+        return _INITIALIZER_ALIASES[identifier.lower()]()
+    return keras.initializers.get(identifier)
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(
+            f"Argument `{name}` must be a positive integer. "
+            f"Received: {name}={value!r}"
+        )
+    if value < 1:
+        raise ValueError(
+            f"Argument `{name}` must be a positive integer. "
+            f"Received: {name}={value}"
+        )
+    return int(value)
+
+
+def _square(value, name):
+    """Normalise an int or a pair to one int; a pair must be equal."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(
+                f"Argument `{name}` must be an integer or a pair of equal "
+                f"integers. Received: {name}={value!r}"
+            )
+        first, second = (_positive_int(v, name) for v in value)
+        if first != second:
+            raise ValueError(
+                f"Argument `{name}` must be the same on both spatial axes, "
+                f"or the output is not symmetric. Received: {name}={value!r}"
+            )
+        return first
+    return _positive_int(value, name)
+
+
+def _normalize_padding(padding):
+    if not isinstance(padding, str) or padding.lower() not in ("same", "valid"):
+        raise ValueError(
+            "Argument `padding` must be 'same' or 'valid'. "
+            f"Received: padding={padding!r}"
+        )
+    return padding.lower()
+
+
+def _conv_output_length(length, kernel_size, stride, dilation, padding):
+    if length is None:
+        return None
+    if padding == "same":
+        return math.ceil(length / stride)
+    effective = (kernel_size - 1) * dilation + 1
+    return max(0, (length - effective) // stride + 1)
+
+
+class _PackedInitializer:
+    """Draws a full kernel with a Keras initializer, keeps one entry per slot.
+
+    So that the wrapped initializer sees the fans of the full
+    ``(C, C, in_channels, filters)`` kernel, as in a ``Conv2D``.
+    """
+
+    def __init__(self, initializer, full_shape, generating):
+        self.initializer = initializer
+        self.full_shape = full_shape
+        self.generating = generating
+
+    def __call__(self, shape, dtype=None):
+        full = self.initializer(self.full_shape, dtype=dtype)
+        packed = kernels.pack_kernel(full, self.generating)
+        if tuple(packed.shape) != tuple(shape):
+            raise ValueError(
+                f"Internal error: packed initial kernel has shape "
+                f"{tuple(packed.shape)}, expected {tuple(shape)}."
+            )
+        return packed
+
+
+class _SymmetricConv2D(keras.layers.Layer):
+    """Shared machinery of the symmetric convolutions (not public)."""
+
+    _generating = False
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="same",
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="half_glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.filters = _positive_int(filters, "filters")
+        self.kernel_size = _square(kernel_size, "kernel_size")
+        self.strides = _square(strides, "strides")
+        self.dilation_rate = _square(dilation_rate, "dilation_rate")
+        if self.strides > 1 and self.dilation_rate > 1:
+            raise ValueError(
+                "`strides > 1` is not supported together with "
+                f"`dilation_rate > 1` (as in keras.layers.Conv2D). Received: "
+                f"strides={strides!r} and dilation_rate={dilation_rate!r}"
+            )
+        self.padding = _normalize_padding(padding)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = _get_initializer(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def _validate_input_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"{type(self).__name__} expects a 4D input (batch, L, L, "
+                f"channels). Received: input_shape={input_shape}"
+            )
+        height, width, channels = input_shape[1:]
+        if height is not None and width is not None and height != width:
+            raise ValueError(
+                f"{type(self).__name__} expects a square input (H == W). "
+                f"Received: input_shape={input_shape}"
+            )
+        if channels is None:
+            raise ValueError(
+                f"The channel dimension of the input of {type(self).__name__} "
+                f"must be known. Received: input_shape={input_shape}"
+            )
+        if self._generating and channels % 2:
+            raise ValueError(
+                "SymmetryGenerating2D expects a self-Cartesian product with an "
+                "even channel count 2n. Received: input_shape="
+                f"{input_shape} (channels={channels})"
+            )
+        return int(channels)
+
+    def build(self, input_shape):
+        in_channels = self._validate_input_shape(input_shape)
+        full_shape = kernels.full_kernel_shape(
+            self.kernel_size, in_channels, self.filters
+        )
+        self.packed_kernel = self.add_weight(
+            name="packed_kernel",
+            shape=kernels.packed_kernel_shape(
+                self.kernel_size, in_channels, self.filters, self._generating
+            ),
+            initializer=_PackedInitializer(
+                self.kernel_initializer, full_shape, self._generating
+            ),
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+            trainable=True,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.filters,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                trainable=True,
+            )
+        else:
+            self.bias = None
+        self._expand = kernels.make_kernel_expander(
+            self.kernel_size, self._generating
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: in_channels})
+
+    @property
+    def kernel(self):
+        """The full expanded kernel ``(C, C, in_channels, filters)``."""
+        if not self.built:
+            raise ValueError(
+                f"Layer {self.name!r} has no kernel before it is built."
+            )
+        # A tensor, never the variable itself: tf.custom_gradient rejects
+        # variable arguments on eager calls under a GradientTape.
+        return self._expand(tf.convert_to_tensor(self.packed_kernel))
+
+    def call(self, inputs):
+        kernel = tf.cast(self.kernel, inputs.dtype)
+        # tf.nn.convolution, not tf.nn.conv2d: the CPU kernels of conv2d have
+        # no dilated backward pass; convolution lowers dilation itself.
+        outputs = tf.nn.convolution(
+            inputs,
+            kernel,
+            strides=self.strides,
+            padding=self.padding.upper(),
+            dilations=self.dilation_rate,
+        )
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, outputs.dtype))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        batch, length = input_shape[0], input_shape[1]
+        if length is None:
+            length = input_shape[2]
+        out = _conv_output_length(
+            length, self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
+        return (batch, out, out, self.filters)
+
+    def to_conv2d(self):
+        """An equivalent, built ``keras.layers.Conv2D`` holding the full kernel.
+
+        For deployment where only stock Keras layers may appear. It gives the
+        same outputs; it does not keep the symmetry under further training.
+        """
+        if not self.built:
+            raise ValueError(
+                f"Layer {self.name!r} must be built before to_conv2d()."
+            )
+        conv = keras.layers.Conv2D(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            dtype=self.dtype_policy,
+            name=f"{self.name}_conv2d",
+        )
+        full = keras.ops.convert_to_numpy(self.kernel)
+        conv.build((None, None, None, full.shape[2]))
+        weights = [full]
+        if self.use_bias:
+            weights.append(keras.ops.convert_to_numpy(self.bias))
+        conv.set_weights(weights)
+        return conv
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "dilation_rate": self.dilation_rate,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(
+                    self.bias_initializer
+                ),
+                "kernel_regularizer": keras.regularizers.serialize(
+                    self.kernel_regularizer
+                ),
+                "bias_regularizer": keras.regularizers.serialize(
+                    self.bias_regularizer
+                ),
+                "activity_regularizer": keras.regularizers.serialize(
+                    self.activity_regularizer
+                ),
+                "kernel_constraint": keras.constraints.serialize(
+                    self.kernel_constraint
+                ),
+                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+            }
+        )
+        return config
+
+
+_CONV_ARGS_DOC = """
+    Args:
+        filters: number of output channels ``F``.
+        kernel_size: ``C``, an integer or a pair of equal integers.
+        strides: an integer or a pair of equal integers. Default 1.
+        padding: ``"same"`` (default) or ``"valid"``, case-insensitive.
+        dilation_rate: an integer or a pair of equal integers. Default 1.
+            Cannot exceed 1 together with ``strides``, as in ``Conv2D``.
+        activation: activation function or name; ``None`` for linear.
+        use_bias: whether to add a bias per filter.
+        kernel_initializer: initializer of the *full* kernel (it is called
+            with the full shape, so fans are those of a ``Conv2D``; one entry
+            per packed slot is kept). Default :class:`HalfGlorotUniform`
+            (also ``"half_glorot_uniform"``, ``"half_glorot_normal"``).
+        bias_initializer: default ``"zeros"``.
+        kernel_regularizer: applied to the packed kernel, i.e. to each free
+            weight once (not to the full kernel, where it would count a weight
+            two or four times).
+        bias_regularizer, activity_regularizer: as in ``Conv2D``.
+        kernel_constraint: applied to the packed kernel.
+        bias_constraint: as in ``Conv2D``.
+        **kwargs: base layer arguments (``name``, ``dtype``, ``trainable``).
+
+    Raises:
+        ValueError: for a non-square ``kernel_size``, unequal ``strides`` or
+            ``dilation_rate``, ``padding`` other than same/valid,
+            ``filters < 1``, and at build time an input that is not 4D, not
+            square, or (generating layer) has an odd channel count.
+"""
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class SymmetryGenerating2D(_SymmetricConv2D):
+    __doc__ = (
+        """Convolution of a self-Cartesian product with a symmetric output.
+
+    The kernel ``W (C, C, 2n, F)`` satisfies ``W[a, b] == W[b, a]`` and
+    ``W[a, b, k] == W[a, b, k + n]``, so for an input ``y`` with
+    ``y[i, j] = concat(x[i], x[j])`` the output is symmetric (Theorem 1).
+    The only trainable kernel variable is ``packed_kernel`` of shape
+    ``(C(C+1)/2, n, F)``; its gradient is the paper's eq. 3.
+"""
+        + _CONV_ARGS_DOC
+        + """
+    Input shape:
+        ``(batch, L, L, 2n)``, a self-Cartesian product.
+
+    Output shape:
+        ``(batch, L', L', filters)``, symmetric in its two spatial axes.
+
+    Example:
+
+    >>> import keras, keras_symconv as ks
+    >>> x = keras.Input((None, 4))
+    >>> y = ks.SelfCartesian()(x)
+    >>> z = ks.SymmetryGenerating2D(8, 3)(y)
+    >>> z.shape
+    (None, None, None, 8)
+"""
+    )
+
+    _generating = True
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class SymmetryPreserving2D(_SymmetricConv2D):
+    __doc__ = (
+        """Convolution that maps a symmetric feature map to a symmetric one.
+
+    The kernel ``Q (C, C, m, F)`` satisfies ``Q[a, b] == Q[b, a]``. The only
+    trainable kernel variable is ``packed_kernel`` of shape
+    ``(C(C+1)/2, m, F)``; its gradient is the paper's eq. 5.
+"""
+        + _CONV_ARGS_DOC
+        + """
+    Input shape:
+        ``(batch, L, L, m)``, symmetric in its two spatial axes.
+
+    Output shape:
+        ``(batch, L', L', filters)``, symmetric in its two spatial axes.
+"""
+    )
+
+    _generating = False
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class SelfCartesian(keras.layers.Layer):
+    """Self-Cartesian product of a sequence.
+
+    ``y[b, i, j] = concat(x[b, i], x[b, j])``. Transposing ``y``'s two spatial
+    axes swaps its channel halves.
+
+    Input shape:
+        ``(batch, L, n)``; ``L`` may be ``None``.
+
+    Output shape:
+        ``(batch, L, L, 2n)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> y = SelfCartesian()(np.arange(6, dtype="float32").reshape(1, 3, 2))
+    >>> y.numpy()[0, 0, 2].tolist()
+    [0.0, 1.0, 4.0, 5.0]
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(
+                "SelfCartesian expects a 3D input (batch, L, n). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        full = tf.stack([shape[0], shape[1], shape[1], shape[2]])
+        rows = tf.broadcast_to(inputs[:, :, None, :], full)
+        cols = tf.broadcast_to(inputs[:, None, :, :], full)
+        return tf.concat([rows, cols], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        batch, length, channels = input_shape
+        return (batch, length, length, None if channels is None else 2 * channels)
