@@ -36,9 +36,7 @@ class HalfGlorotUniform(keras.initializers.VarianceScaling):
     """
 
     def __init__(self, seed=None):
-        super().__init__(
-            scale=0.5, mode="fan_avg", distribution="uniform", seed=seed
-        )
+        super().__init__(scale=0.5, mode="fan_avg", distribution="uniform", seed=seed)
 
     def get_config(self):
         return {"seed": keras.saving.serialize_keras_object(self._init_seed)}
@@ -55,9 +53,7 @@ class HalfGlorotNormal(keras.initializers.VarianceScaling):
     """
 
     def __init__(self, seed=None):
-        super().__init__(
-            scale=0.5, mode="fan_avg", distribution="truncated_normal", seed=seed
-        )
+        super().__init__(scale=0.5, mode="fan_avg", distribution="truncated_normal", seed=seed)
 
     def get_config(self):
         return {"seed": keras.saving.serialize_keras_object(self._init_seed)}

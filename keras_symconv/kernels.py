@@ -45,9 +45,7 @@ __all__ = [
 
 
 def _check_kernel_size(kernel_size):
-    if isinstance(kernel_size, bool) or not isinstance(
-        kernel_size, (int, np.integer)
-    ):
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)):
         raise ValueError(
             "Argument `kernel_size` must be a positive integer. "
             f"Received: kernel_size={kernel_size!r}"
@@ -97,9 +95,7 @@ def representative_positions(kernel_size: int) -> np.ndarray:
     kernel by reading one representative entry per slot.
     """
     c = _check_kernel_size(kernel_size)
-    return np.array(
-        [a * c + b for a in range(c) for b in range(a + 1)], dtype=np.int32
-    )
+    return np.array([a * c + b for a in range(c) for b in range(a + 1)], dtype=np.int32)
 
 
 def packed_kernel_shape(kernel_size, in_channels, filters, generating):
@@ -179,9 +175,7 @@ def packed_kernel_gradient(full_grad, idx, num_slots, generating):
         Tensor of shape ``(num_slots, ch or ch / 2, F)``.
     """
     full_grad = tf.convert_to_tensor(full_grad)
-    grad = tf.reshape(
-        full_grad, tf.concat([[-1], tf.shape(full_grad)[-2:]], axis=0)
-    )
+    grad = tf.reshape(full_grad, tf.concat([[-1], tf.shape(full_grad)[-2:]], axis=0))
     if generating:
         n = tf.shape(grad)[1] // 2
         grad = grad[:, :n] + grad[:, n:]

@@ -43,14 +43,10 @@ def _get_initializer(identifier):
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(
-            f"Argument `{name}` must be a positive integer. "
-            f"Received: {name}={value!r}"
+            f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
         )
     if value < 1:
-        raise ValueError(
-            f"Argument `{name}` must be a positive integer. "
-            f"Received: {name}={value}"
-        )
+        raise ValueError(f"Argument `{name}` must be a positive integer. Received: {name}={value}")
     return int(value)
 
 
@@ -75,8 +71,7 @@ def _square(value, name):
 def _normalize_padding(padding):
     if not isinstance(padding, str) or padding.lower() not in ("same", "valid"):
         raise ValueError(
-            "Argument `padding` must be 'same' or 'valid'. "
-            f"Received: padding={padding!r}"
+            f"Argument `padding` must be 'same' or 'valid'. Received: padding={padding!r}"
         )
     return padding.lower()
 
@@ -186,17 +181,13 @@ class _SymmetricConv2D(keras.layers.Layer):
 
     def build(self, input_shape):
         in_channels = self._validate_input_shape(input_shape)
-        full_shape = kernels.full_kernel_shape(
-            self.kernel_size, in_channels, self.filters
-        )
+        full_shape = kernels.full_kernel_shape(self.kernel_size, in_channels, self.filters)
         self.packed_kernel = self.add_weight(
             name="packed_kernel",
             shape=kernels.packed_kernel_shape(
                 self.kernel_size, in_channels, self.filters, self._generating
             ),
-            initializer=_PackedInitializer(
-                self.kernel_initializer, full_shape, self._generating
-            ),
+            initializer=_PackedInitializer(self.kernel_initializer, full_shape, self._generating),
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
             trainable=True,
@@ -212,18 +203,14 @@ class _SymmetricConv2D(keras.layers.Layer):
             )
         else:
             self.bias = None
-        self._expand = kernels.make_kernel_expander(
-            self.kernel_size, self._generating
-        )
+        self._expand = kernels.make_kernel_expander(self.kernel_size, self._generating)
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: in_channels})
 
     @property
     def kernel(self):
         """The full expanded kernel ``(C, C, in_channels, filters)``."""
         if not self.built:
-            raise ValueError(
-                f"Layer {self.name!r} has no kernel before it is built."
-            )
+            raise ValueError(f"Layer {self.name!r} has no kernel before it is built.")
         # A tensor, never the variable itself: tf.custom_gradient rejects
         # variable arguments on eager calls under a GradientTape.
         return self._expand(tf.convert_to_tensor(self.packed_kernel))
@@ -261,9 +248,7 @@ class _SymmetricConv2D(keras.layers.Layer):
         same outputs; it does not keep the symmetry under further training.
         """
         if not self.built:
-            raise ValueError(
-                f"Layer {self.name!r} must be built before to_conv2d()."
-            )
+            raise ValueError(f"Layer {self.name!r} must be built before to_conv2d().")
         conv = keras.layers.Conv2D(
             filters=self.filters,
             kernel_size=self.kernel_size,
@@ -294,24 +279,12 @@ class _SymmetricConv2D(keras.layers.Layer):
                 "dilation_rate": self.dilation_rate,
                 "activation": keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-                "bias_regularizer": keras.regularizers.serialize(
-                    self.bias_regularizer
-                ),
-                "activity_regularizer": keras.regularizers.serialize(
-                    self.activity_regularizer
-                ),
-                "kernel_constraint": keras.constraints.serialize(
-                    self.kernel_constraint
-                ),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
                 "bias_constraint": keras.constraints.serialize(self.bias_constraint),
             }
         )

@@ -47,9 +47,7 @@ def _check_axes(arr, axes):
             f"{arr.ndim} (shape {arr.shape})."
         )
     if arr.shape[a] != arr.shape[b]:
-        raise ValueError(
-            f"The map is not square on axes {axes}: shape {arr.shape}."
-        )
+        raise ValueError(f"The map is not square on axes {axes}: shape {arr.shape}.")
 
 
 def check_symmetric(x, atol=1e-5, rtol=1e-5, axes=(1, 2)):

@@ -78,9 +78,7 @@ def test_expand_matches_numpy_and_packs_back(c, generating):
     full = kernels.expand_kernel(packed, c, generating).numpy()
     np.testing.assert_array_equal(full, _numpy_expand(packed, c, generating))
     np.testing.assert_array_equal(full, np.swapaxes(full, 0, 1))
-    np.testing.assert_array_equal(
-        kernels.pack_kernel(full, generating).numpy(), packed
-    )
+    np.testing.assert_array_equal(kernels.pack_kernel(full, generating).numpy(), packed)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,45 @@
+"""The tutorials run top to bottom and print what they claim."""
+
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_tutorial(name, tmp_path, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tutorials", name), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def _figure(pattern, text):
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not in output:\n{text}"
+    return float(match.group(1))
+
+
+def test_tutorial_01_symmetric_layers(tmp_path):
+    out = run_tutorial("01_symmetric_layers.py", tmp_path)
+    assert _figure(r"symmetric network: ([0-9.e+-]+)", out) < 1e-5
+    assert _figure(r"plain Conv2D twin: ([0-9.e+-]+)", out) > 1e-3
+    counts = out.replace(",", "")
+    sym = _figure(r"trainable parameters: symmetric ([0-9]+)", counts)
+    plain = _figure(r"vs plain ([0-9]+)", counts)
+    assert sym < 0.7 * plain
+    assert _figure(r"max \|rule - autodiff\| = ([0-9.e+-]+)", out) < 1e-4
+    assert _figure(r"symmetric after training: \|Z - Z\^T\| = ([0-9.e+-]+)", out) < 1e-5
+    assert "reloaded .keras equal: True" in out
+    assert "to_conv2d equal: True" in out
+    for length in (30, 45):
+        assert _figure(rf"serves L={length}: max diff from Keras ([0-9.e+-]+)", out) < 1e-5
+    assert os.path.isdir(tmp_path / "scnn_savedmodel")
