@@ -64,7 +64,7 @@ def _check_layer_against_reference(layer_cls, cfg):
         n = kernel.shape[2] // 2
         np.testing.assert_array_equal(kernel[:, :, :n], kernel[:, :, n:])
     reference = (
-        tf.nn.convolution(
+        tf.nn.conv2d(
             data,
             kernel,
             strides=cfg["strides"],

@@ -1,0 +1,14 @@
+"""The examples in the package's docstrings run and print what they show."""
+
+import doctest
+
+import pytest
+
+from keras_symconv import initializers, kernels, layers, utils
+
+
+@pytest.mark.parametrize("module", [kernels, layers, initializers, utils])
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted > 0, f"no examples found in {module.__name__}"
+    assert result.failed == 0
