@@ -24,10 +24,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "'keras-symconv[cpu]' (or '[gpu]'), or install TensorFlow yourself."
     ) from exc
 
-from keras_symconv import initializers, kernels, layers, utils  # noqa: E402
+from keras_symconv import data, initializers, kernels, layers, losses, metrics, utils  # noqa: E402
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform  # noqa: E402
 from keras_symconv.layers import (  # noqa: E402
     SelfCartesian,
+    Symmetrize,
     SymmetryGenerating2D,
     SymmetryPreserving2D,
 )
@@ -39,11 +40,15 @@ __all__ = [
     "SelfCartesian",
     "SymmetryGenerating2D",
     "SymmetryPreserving2D",
+    "Symmetrize",
     "HalfGlorotUniform",
     "HalfGlorotNormal",
     "asymmetry",
     "check_symmetric",
+    "data",
     "initializers",
+    "losses",
+    "metrics",
     "kernels",
     "layers",
     "utils",

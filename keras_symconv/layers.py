@@ -26,7 +26,7 @@ import tensorflow as tf
 from keras_symconv import kernels
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform
 
-__all__ = ["SelfCartesian", "SymmetryGenerating2D", "SymmetryPreserving2D"]
+__all__ = ["SelfCartesian", "SymmetryGenerating2D", "SymmetryPreserving2D", "Symmetrize"]
 
 _INITIALIZER_ALIASES = {
     "half_glorot_uniform": HalfGlorotUniform,
@@ -419,3 +419,26 @@ class SelfCartesian(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         batch, length, channels = input_shape
         return (batch, length, length, None if channels is None else 2 * channels)
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class Symmetrize(keras.layers.Layer):
+    """``(Y + Y^T) / 2`` over the two spatial axes of ``(batch, L, L, c)``.
+
+    The common way to make a plain CNN's pair map symmetric after the fact
+    (SPOT-RNA, UFold, trRosetta style), for comparison with networks that are
+    symmetric by construction.
+    """
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                "Symmetrize expects a 4D input (batch, L, L, channels). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+
+    def call(self, inputs):
+        return 0.5 * (inputs + tf.transpose(inputs, [0, 2, 1, 3]))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)

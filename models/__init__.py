@@ -1,8 +1,9 @@
 """Model builders for the paper's networks (installed as keras_symconv.models).
 
-The builders for the RNA, contact-map and sequential-recommendation networks
-live here; each returns a Functional ``keras.Model`` made only of registered
+Each builder returns a Functional ``keras.Model`` made only of registered
 layers, so ``.keras`` files load with ``safe_mode=True``.
 """
 
-__all__: list[str] = []
+from keras_symconv.models.rna import PAPER_TRAINABLE_PARAMS, build_rna_cnn, build_rna_scnn
+
+__all__ = ["build_rna_scnn", "build_rna_cnn", "PAPER_TRAINABLE_PARAMS"]

@@ -1,0 +1,119 @@
+"""Losses for symmetric pair maps.
+
+A symmetric map holds every pair twice and its diagonal is no pair at all, so
+the loss is taken on the strict upper triangle ``i < j`` only. Padded
+positions are excluded: pass ``lengths`` or a ``mask``, or (in ``fit``) mark
+them with a negative label in ``y_true``, as the package's tf.data pipelines
+do (:data:`IGNORE_LABEL`).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+__all__ = ["IGNORE_LABEL", "pair_binary_crossentropy", "PairBinaryCrossentropy", "pair_mask"]
+
+#: Label of padded (ignored) positions in ``y_true``.
+IGNORE_LABEL = -1.0
+
+
+def _squeeze_channel(x):
+    x = tf.convert_to_tensor(x)
+    if x.shape.rank == 4:
+        x = tf.squeeze(x, -1)
+    return x
+
+
+def pair_mask(y_true, lengths=None, mask=None):
+    """Float mask ``(batch, L, L)``: 1 on valid strict-upper-triangle pairs.
+
+    Valid means ``i < j``, both below the sequence's length (``lengths``,
+    shape ``(batch,)``) and/or both unmasked (``mask``, ``(batch, L)``), and
+    ``y_true`` not negative.
+    """
+    y_true = _squeeze_channel(y_true)
+    length = tf.shape(y_true)[1]
+    upper = tf.linalg.band_part(tf.ones([length, length]), 0, -1) - tf.eye(length)
+    valid = upper[None] * tf.cast(y_true >= 0, tf.float32)
+    if lengths is not None:
+        pos = tf.range(length)[None, :] < tf.cast(tf.reshape(lengths, [-1, 1]), tf.int32)
+        mask = pos if mask is None else tf.logical_and(tf.cast(mask, tf.bool), pos)
+    if mask is not None:
+        m = tf.cast(mask, tf.float32)
+        valid = valid * m[:, :, None] * m[:, None, :]
+    return valid
+
+
+def pair_binary_crossentropy(
+    y_true, y_pred, lengths=None, mask=None, positive_weight=5.0, from_logits=False
+):
+    """Per-sample weighted binary cross-entropy on the strict upper triangle.
+
+    ``loss_b = sum_{valid i<j} w_ij * bce(y_ij, p_ij) / #valid pairs of b``
+    with ``w_ij = positive_weight`` for a true pair and 1 otherwise. The mean
+    over valid pairs makes a padded sample's loss equal to its loss alone.
+
+    Args:
+        y_true: ``(batch, L, L[, 1])`` 0/1 labels; negative = ignored.
+        y_pred: probabilities (or logits with ``from_logits=True``), same shape.
+        lengths: optional ``(batch,)`` true lengths.
+        mask: optional ``(batch, L)`` 1 for real positions.
+        positive_weight: weight of true pairs (the paper: 5).
+
+    Returns:
+        ``(batch,)`` float32.
+    """
+    y_true = tf.cast(_squeeze_channel(y_true), tf.float32)
+    y_pred = tf.cast(_squeeze_channel(y_pred), tf.float32)
+    valid = pair_mask(y_true, lengths, mask)
+    labels = tf.maximum(y_true, 0.0)
+    if from_logits:
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=y_pred)
+    else:
+        eps = keras.config.epsilon()
+        p = tf.clip_by_value(y_pred, eps, 1.0 - eps)
+        bce = -(labels * tf.math.log(p) + (1.0 - labels) * tf.math.log(1.0 - p))
+    weights = 1.0 + (positive_weight - 1.0) * labels
+    total = tf.reduce_sum(bce * weights * valid, axis=[1, 2])
+    return total / tf.maximum(tf.reduce_sum(valid, axis=[1, 2]), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class PairBinaryCrossentropy(keras.losses.Loss):
+    """Keras loss: :func:`pair_binary_crossentropy`, padding marked in ``y_true``.
+
+    Positions whose label is negative (:data:`IGNORE_LABEL`, what the
+    package's pipelines put on padding) are excluded.
+
+    Args:
+        positive_weight: weight of true pairs (default 5, the paper's).
+        from_logits: whether ``y_pred`` holds logits.
+    """
+
+    def __init__(
+        self,
+        positive_weight=5.0,
+        from_logits=False,
+        reduction="sum_over_batch_size",
+        name="pair_binary_crossentropy",
+        **kwargs,
+    ):
+        super().__init__(reduction=reduction, name=name, **kwargs)
+        if positive_weight <= 0:
+            raise ValueError(
+                "Argument `positive_weight` must be positive. "
+                f"Received: positive_weight={positive_weight}"
+            )
+        self.positive_weight = float(positive_weight)
+        self.from_logits = bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        return pair_binary_crossentropy(
+            y_true, y_pred, positive_weight=self.positive_weight, from_logits=self.from_logits
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(positive_weight=self.positive_weight, from_logits=self.from_logits)
+        return config

@@ -1,0 +1,203 @@
+"""The paper's metrics for pair maps (section IV-B).
+
+Predicted pairs are *decoded* from the upper triangle of a probability map:
+repeatedly take the highest remaining probability above the threshold, keep
+that pair, and clear what it rules out.
+
+- ``strict=False`` (the authors' code, used for the paper's tables): clear
+  row ``i`` and column ``j`` of the upper triangle only. A base may still
+  pair twice, once as the ``j`` of one pair and once as the ``i`` of another.
+- ``strict=True``: clear both bases' rows and columns, so every base pairs
+  at most once.
+
+Ties are broken by position: the first in row-major order of the upper
+triangle wins (what a repeated ``argmax`` does).
+
+Per sequence: ``PPV = TP / predicted pairs``, ``sensitivity = TP / native
+pairs``, ``accuracy = (PPV + sensitivity) / 2``. With nothing predicted and
+nothing native both are 1; with one side empty and the other not, the
+undefined ratio counts as 0. Figures are averaged over sequences.
+
+:class:`PairMetric` is the Keras metric for ``fit``: it scores the
+*thresholded* upper triangle (every pair above the threshold, no decoding),
+because decoding is a sequential loop with no graph/XLA form. It equals
+the decoded figure whenever no base has two candidates above the threshold;
+early in training, when many are, it is lower on PPV. Use
+:func:`pair_metrics` (what ``symconv rna evaluate`` prints) for reported
+numbers.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_symconv.losses import pair_mask
+
+__all__ = ["decode_pairs", "pair_scores", "pair_metrics", "PairMetric"]
+
+
+def decode_pairs(prob, threshold=0.5, strict=False):
+    """Greedy decoding of one ``(L, L)`` map into 0-based pairs ``(i, j)``, i < j.
+
+    Args:
+        prob: ``(L, L)`` or ``(L, L, 1)`` probabilities (only ``i < j`` read).
+        threshold: keep only probabilities strictly above it.
+        strict: one pair per base (see the module docstring).
+
+    Returns:
+        List of pairs in the order they were taken (highest first).
+    """
+    prob = np.asarray(prob, dtype=np.float64)
+    if prob.ndim == 3 and prob.shape[-1] == 1:
+        prob = prob[..., 0]
+    if prob.ndim != 2 or prob.shape[0] != prob.shape[1]:
+        raise ValueError(
+            f"Argument `prob` must be a square (L, L) map. Received shape {prob.shape}"
+        )
+    rows, cols = np.triu_indices(prob.shape[0], k=1)  # row-major order
+    values = prob[rows, cols]
+    keep = values > threshold
+    rows, cols, values = rows[keep], cols[keep], values[keep]
+    order = np.argsort(-values, kind="stable")
+    used_rows, used_cols, pairs = set(), set(), []
+    for k in order:
+        i, j = int(rows[k]), int(cols[k])
+        if strict:
+            if {i, j} & used_rows:
+                continue
+            used_rows.update((i, j))
+        else:
+            if i in used_rows or j in used_cols:
+                continue
+            used_rows.add(i)
+            used_cols.add(j)
+        pairs.append((i, j))
+    return pairs
+
+
+def pair_scores(native, predicted):
+    """``(ppv, sensitivity, accuracy)`` of predicted pairs against native ones."""
+    native = {tuple(sorted(p)) for p in native}
+    predicted = {tuple(sorted(p)) for p in predicted}
+    tp = len(native & predicted)
+    if not predicted:
+        ppv = 1.0 if not native else 0.0
+    else:
+        ppv = tp / len(predicted)
+    if not native:
+        sen = 1.0 if not predicted else 0.0
+    else:
+        sen = tp / len(native)
+    return ppv, sen, (ppv + sen) / 2
+
+
+def _native_pairs(true_map):
+    true_map = np.asarray(true_map)
+    if true_map.ndim == 3 and true_map.shape[-1] == 1:
+        true_map = true_map[..., 0]
+    i, j = np.nonzero(np.triu(true_map > 0.5, k=1))
+    return list(zip(i.tolist(), j.tolist(), strict=True))
+
+
+def pair_metrics(y_true, y_prob, threshold=0.5, strict=False, lengths=None):
+    """The paper's PPV, sensitivity and accuracy, per sequence and averaged.
+
+    Args:
+        y_true: native pair maps ``(batch, L, L[, 1])`` (or one ``(L, L)``),
+            or a list of maps of different sizes. A single map must be 2D.
+        y_prob: predicted probabilities, the same layout.
+        threshold: decoding threshold (the paper: 0.5).
+        strict: one pair per base when decoding (default: the authors' rule).
+        lengths: optional true lengths, to drop padding from batched maps.
+
+    Returns:
+        ``{"ppv", "sensitivity", "accuracy"}`` averages over sequences and
+        ``"per_sequence"``: a list of ``(ppv, sensitivity, accuracy)``.
+    """
+    if not isinstance(y_true, (list, tuple)):
+        y_true = np.asarray(y_true)
+        y_prob = np.asarray(y_prob)
+        if y_true.ndim == 2:  # one (L, L) map
+            y_true, y_prob = y_true[None], y_prob[None]
+    if len(y_true) != len(y_prob):
+        raise ValueError(f"{len(y_true)} native maps but {len(y_prob)} predicted maps")
+    per_sequence = []
+    for k, (t, p) in enumerate(zip(y_true, y_prob, strict=True)):
+        t, p = np.asarray(t), np.asarray(p)
+        if lengths is not None:
+            n = int(lengths[k])
+            t, p = t[:n, :n], p[:n, :n]
+        per_sequence.append(pair_scores(_native_pairs(t), decode_pairs(p, threshold, strict)))
+    if not per_sequence:
+        raise ValueError("No sequences to score.")
+    scores = np.array(per_sequence)
+    return {
+        "ppv": float(scores[:, 0].mean()),
+        "sensitivity": float(scores[:, 1].mean()),
+        "accuracy": float(scores[:, 2].mean()),
+        "per_sequence": per_sequence,
+    }
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class PairMetric(keras.metrics.Metric):
+    """Per-sequence PPV, sensitivity or accuracy of the thresholded map, averaged.
+
+    In-graph (works under ``fit``, ``tf.distribute`` and XLA). Scores the
+    strict upper triangle above ``threshold`` without the one-pair-per-base
+    decoding of :func:`pair_metrics` (see the module docstring). Positions
+    with a negative label in ``y_true`` (padding) are ignored.
+
+    Args:
+        kind: ``"ppv"``, ``"sensitivity"`` or ``"accuracy"``.
+        threshold: default 0.5.
+    """
+
+    _KINDS = ("ppv", "sensitivity", "accuracy")
+
+    def __init__(self, kind="accuracy", threshold=0.5, name=None, **kwargs):
+        if kind not in self._KINDS:
+            raise ValueError(
+                f"Argument `kind` must be one of {self._KINDS}. Received: kind={kind!r}"
+            )
+        super().__init__(name=name or f"pair_{kind}", **kwargs)
+        self.kind = kind
+        self.threshold = float(threshold)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = tf.cast(y_true, tf.float32)
+        if y_true.shape.rank == 4:
+            y_true, y_pred = y_true[..., 0], y_pred[..., 0]
+        valid = pair_mask(y_true)
+        native = tf.cast(y_true > 0.5, tf.float32) * valid
+        predicted = tf.cast(tf.cast(y_pred, tf.float32) > self.threshold, tf.float32) * valid
+        tp = tf.reduce_sum(native * predicted, axis=[1, 2])
+        n_native = tf.reduce_sum(native, axis=[1, 2])
+        n_pred = tf.reduce_sum(predicted, axis=[1, 2])
+        both_empty = tf.logical_and(n_native == 0, n_pred == 0)
+        ppv = tf.where(n_pred > 0, tp / tf.maximum(n_pred, 1.0), tf.cast(both_empty, tf.float32))
+        sen = tf.where(
+            n_native > 0, tp / tf.maximum(n_native, 1.0), tf.cast(both_empty, tf.float32)
+        )
+        score = {"ppv": ppv, "sensitivity": sen, "accuracy": (ppv + sen) / 2}[self.kind]
+        self.total.assign_add(tf.reduce_sum(score))
+        self.count.assign_add(tf.cast(tf.shape(score)[0], tf.float32))
+
+    def result(self):
+        return self.total / tf.maximum(self.count, 1.0)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+    def get_config(self):
+        return {
+            "kind": self.kind,
+            "threshold": self.threshold,
+            "name": self.name,
+            "dtype": self.dtype,
+        }
