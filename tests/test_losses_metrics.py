@@ -1,0 +1,152 @@
+"""Pair loss and the paper's metrics, against hand-computed cases."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_symconv import losses, metrics
+
+
+def _map(length, pairs):
+    m = np.zeros((length, length), np.float32)
+    for i, j in pairs:
+        m[i, j] = m[j, i] = 1
+    return m
+
+
+def test_loss_hand_computed():
+    y = _map(3, [(0, 2)])
+    p = np.full((3, 3), 0.5, np.float32)
+    p[0, 2] = p[2, 0] = 0.8
+    p[0, 1] = 0.1
+    p[1, 0] = 0.9  # lower triangle: ignored
+    expected = (5 * -np.log(0.8) + -np.log(0.9) + -np.log(0.5)) / 3
+    got = losses.pair_binary_crossentropy(y[None], p[None]).numpy()
+    np.testing.assert_allclose(got, [expected], rtol=1e-6)
+    logits = np.log(p / (1 - p))
+    got_logits = losses.pair_binary_crossentropy(y[None], logits[None], from_logits=True)
+    np.testing.assert_allclose(got_logits.numpy(), [expected], rtol=1e-5)
+
+
+def test_padded_batch_equals_each_sample_alone():
+    rng = np.random.default_rng(0)
+    lengths = [5, 9, 7]
+    samples = []
+    for n in lengths:
+        y = _map(n, [(0, n - 1), (1, n - 2)])
+        p = rng.uniform(0.05, 0.95, size=(n, n)).astype(np.float32)
+        samples.append((y, (p + p.T) / 2))
+    alone = [losses.pair_binary_crossentropy(y[None], p[None]).numpy()[0] for y, p in samples]
+    big = max(lengths)
+    y_pad = np.zeros((3, big, big), np.float32)
+    y_ign = np.full((3, big, big), losses.IGNORE_LABEL, np.float32)
+    p_pad = rng.uniform(size=(3, big, big)).astype(np.float32)  # garbage in the padding
+    for k, (y, p) in enumerate(samples):
+        n = len(y)
+        y_pad[k, :n, :n] = y
+        y_ign[k, :n, :n] = y
+        p_pad[k, :n, :n] = p
+    by_lengths = losses.pair_binary_crossentropy(y_pad, p_pad, lengths=lengths).numpy()
+    mask = np.arange(big)[None] < np.array(lengths)[:, None]
+    by_mask = losses.pair_binary_crossentropy(y_pad, p_pad, mask=mask).numpy()
+    by_label = losses.PairBinaryCrossentropy(reduction=None)(y_ign[..., None], p_pad[..., None])
+    for got in (by_lengths, by_mask, by_label.numpy()):
+        np.testing.assert_allclose(got, alone, rtol=1e-5)
+    # Without the mask the padding does change the loss.
+    assert not np.allclose(losses.pair_binary_crossentropy(y_pad, p_pad).numpy(), alone)
+
+
+def test_loss_serialization_and_validation():
+    loss = losses.PairBinaryCrossentropy(positive_weight=3.0)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(restored, losses.PairBinaryCrossentropy)
+    assert restored.positive_weight == 3.0
+    with pytest.raises(ValueError, match="positive_weight=0"):
+        losses.PairBinaryCrossentropy(positive_weight=0)
+
+
+def test_decoding_greedy_authors_rule_and_strict():
+    p = np.zeros((5, 5))
+    # (0, 3) highest; (0, 4) then blocked by row 0; (1, 3) blocked by column 3;
+    # (3, 4) allowed by the authors' rule (3 used only as a column), not strict.
+    for (i, j), v in {(0, 3): 0.9, (0, 4): 0.8, (1, 3): 0.7, (3, 4): 0.6, (1, 2): 0.55}.items():
+        p[i, j] = v
+    assert metrics.decode_pairs(p) == [(0, 3), (3, 4), (1, 2)]
+    assert metrics.decode_pairs(p, strict=True) == [(0, 3), (1, 2)]
+    # Threshold is strict: 0.5 itself is not a pair; lower triangle is never read.
+    q = np.zeros((3, 3))
+    q[0, 1], q[2, 0] = 0.5, 0.99
+    assert metrics.decode_pairs(q) == []
+
+
+def test_decoding_ties_first_in_row_major_order():
+    p = np.zeros((4, 4))
+    p[0, 2] = p[0, 3] = p[1, 2] = 0.7
+    assert metrics.decode_pairs(p) == [(0, 2)]  # (0, 3) row 0 used; (1, 2) column 2 used
+    p[1, 3] = 0.7
+    assert metrics.decode_pairs(p) == [(0, 2), (1, 3)]
+
+
+def test_scores_hand_computed_and_empty_cases():
+    native = [(0, 9), (1, 8), (2, 7)]
+    assert metrics.pair_scores(native, [(0, 9), (1, 7)]) == (0.5, 1 / 3, (0.5 + 1 / 3) / 2)
+    assert metrics.pair_scores(native, []) == (0.0, 0.0, 0.0)  # empty prediction
+    assert metrics.pair_scores([], [(0, 3)]) == (0.0, 0.0, 0.0)  # empty native structure
+    assert metrics.pair_scores([], []) == (1.0, 1.0, 1.0)
+    assert metrics.pair_scores([(9, 0)], [(0, 9)]) == (1.0, 1.0, 1.0)
+
+
+def test_pair_metrics_per_sequence_then_averaged():
+    y1, y2 = _map(6, [(0, 5), (1, 4)]), _map(6, [])
+    p1 = _map(6, [(0, 5), (2, 3)]) * 0.9
+    p2 = _map(6, [(0, 2)]) * 0.9
+    result = metrics.pair_metrics(np.stack([y1, y2]), np.stack([p1, p2]))
+    assert result["per_sequence"] == [(0.5, 0.5, 0.5), (0.0, 0.0, 0.0)]
+    assert result["accuracy"] == 0.25 and result["ppv"] == 0.25
+    # Lengths drop padding; a list of different sizes works too.
+    padded_y = np.zeros((1, 9, 9))
+    padded_y[0, :6, :6] = y1
+    padded_p = np.full((1, 9, 9), 0.99)
+    padded_p[0, :6, :6] = p1
+    assert metrics.pair_metrics(padded_y, padded_p, lengths=[6])["per_sequence"] == [
+        (0.5, 0.5, 0.5)
+    ]
+    assert metrics.pair_metrics([y1, _map(3, [])], [p1, np.zeros((3, 3))])["accuracy"] == 0.75
+
+
+def test_keras_pair_metric_thresholded_and_in_fit():
+    y = np.stack([_map(6, [(0, 5), (1, 4)]), _map(6, [])])[..., None]
+    p = np.stack([_map(6, [(0, 5), (2, 3)]) * 0.9, _map(6, [(0, 2)]) * 0.9])[..., None]
+    for kind, expected in (("ppv", 0.25), ("sensitivity", 0.25), ("accuracy", 0.25)):
+        metric = metrics.PairMetric(kind)
+        metric.update_state(y, p)
+        np.testing.assert_allclose(float(metric.result()), expected)
+    # Thresholded, not decoded: two candidates for base 0 both count.
+    q = _map(6, [(0, 5)]) * 0.9 + _map(6, [(0, 4)]) * 0.8
+    metric = metrics.PairMetric("ppv")
+    metric.update_state(y[:1], q[None, ..., None])
+    assert float(metric.result()) == 0.5
+    assert metrics.pair_metrics(y[:1, ..., 0], q[None])["ppv"] == 1.0
+    # Padding labels are ignored.
+    padded = np.full((1, 8, 8, 1), losses.IGNORE_LABEL, np.float32)
+    padded[0, :6, :6] = y[0]
+    pp = np.ones((1, 8, 8, 1), np.float32)
+    pp[0, :6, :6] = p[0]
+    metric = metrics.PairMetric("accuracy")
+    metric.update_state(padded, pp)
+    assert float(metric.result()) == 0.5
+    with pytest.raises(ValueError, match="kind='f1'"):
+        metrics.PairMetric("f1")
+    # Usable in compile/fit, also with XLA.
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, keras.layers.Activation("sigmoid")(inputs))
+    model.compile(
+        loss=losses.PairBinaryCrossentropy(),
+        metrics=[metrics.PairMetric("accuracy")],
+        jit_compile=True,
+    )
+    logits = np.where(p > 0.5, 3.0, -3.0).astype(np.float32)
+    result = model.evaluate(logits, y.astype(np.float32), verbose=0, return_dict=True)
+    np.testing.assert_allclose(result["pair_accuracy"], 0.25, rtol=1e-6)
+    assert tf.reduce_all(tf.math.is_finite(result["loss"]))
