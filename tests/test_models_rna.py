@@ -5,10 +5,10 @@ import os
 import keras
 import numpy as np
 import pytest
+from keras_symconv.models import PAPER_TRAINABLE_PARAMS, build_rna_cnn, build_rna_scnn
 
 import keras_symconv as ks
 from keras_symconv.losses import PairBinaryCrossentropy
-from keras_symconv.models import PAPER_TRAINABLE_PARAMS, build_rna_cnn, build_rna_scnn
 
 TINY = dict(
     lstm_units=4,
