@@ -47,6 +47,7 @@ _DEFAULTS = dict(
     final_kernel=3,
     l2=1e-5,
     batch_norm=True,
+    synchronized_batch_norm=False,
 )
 
 
@@ -69,7 +70,9 @@ def _build(symmetric, symmetrize_output, name, **overrides):
 
     def norm_act(x, activation, name):
         if cfg["batch_norm"]:
-            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = keras.layers.BatchNormalization(
+                synchronized=cfg["synchronized_batch_norm"], name=f"{name}_bn"
+            )(x)
         return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
 
     def block(x, specs, name):
@@ -113,7 +116,9 @@ def build_rna_scnn(name="rna_scnn", **kwargs):
     (9, 20), (5, 10))``, pairs of kernel size and filters), ``block2``
     (``((9, 20), (5, 20))``), ``block3`` (``((5, 20),)``), ``side_filters``
     (20), ``final_kernel`` (3), ``l2`` (1e-5, on conv kernels; 0 for none),
-    ``batch_norm`` (True).
+    ``batch_norm`` (True), ``synchronized_batch_norm`` (False; True makes
+    batch statistics global across the replicas of a ``tf.distribute``
+    strategy, so every worker also keeps the same moving statistics).
 
     Returns:
         A Functional ``keras.Model``: ``(batch, L, 5) -> (batch, L, L, 1)``,

@@ -416,11 +416,15 @@ def _reader_for(path):
     return kind
 
 
-def read_structures(paths: str | Sequence[str], recursive: bool = True) -> list[RNAStructure]:
+def read_structures(
+    paths: str | Sequence[str], recursive: bool = True, suffixes: Iterable[str] | None = None
+) -> list[RNAStructure]:
     """Read files or folders of structures, choosing the reader by suffix.
 
     A folder is walked (sorted, recursively by default); each structure's
     family is its folder relative to the given folder (``None`` at the top).
+    ``suffixes`` limits which files of a folder are read (default: all of
+    :data:`STRUCTURE_SUFFIXES`); files named directly are always read.
 
     Raises:
         FileNotFoundError: a path does not exist.
@@ -428,6 +432,7 @@ def read_structures(paths: str | Sequence[str], recursive: bool = True) -> list[
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    wanted = set(STRUCTURE_SUFFIXES if suffixes is None else (x.lower() for x in suffixes))
     records: list[RNAStructure] = []
     for path in map(os.fspath, paths):
         if os.path.isdir(path):
@@ -438,7 +443,7 @@ def read_structures(paths: str | Sequence[str], recursive: bool = True) -> list[
                 rel = os.path.relpath(root, path)
                 family = None if rel == "." else rel.replace(os.sep, "/")
                 for fname in sorted(files):
-                    if os.path.splitext(fname)[1].lower() in STRUCTURE_SUFFIXES:
+                    if os.path.splitext(fname)[1].lower() in wanted:
                         records.extend(_read_one(os.path.join(root, fname), family))
         elif os.path.isfile(path):
             records.extend(_read_one(path, None))

@@ -1,0 +1,7 @@
+"""``python -m keras_symconv``: the ``symconv`` command-line tool."""
+
+import sys
+
+from keras_symconv.cli import main
+
+sys.exit(main())

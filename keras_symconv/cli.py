@@ -1,0 +1,536 @@
+"""The ``symconv`` command-line tool (also ``python -m keras_symconv``).
+
+    symconv rna train    (--data PATH... | --synthetic N) --model scnn|cnn|cnn-sym --out DIR
+    symconv rna compare  (--data PATH... | --synthetic N) --out DIR
+    symconv rna predict  MODEL INPUT... --out DIR
+    symconv rna evaluate MODEL DATA...
+
+``symconv rna <command> --help`` lists every option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+__all__ = ["main", "build_parser"]
+
+MODEL_KINDS = ("scnn", "cnn", "cnn-sym")
+SEQUENCE_SUFFIXES = (".fa", ".fasta", ".fna")
+
+
+class UsageError(ValueError):
+    """A user error reported as ``symconv: error: ...`` with exit status 2."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+def _make_strategy(name):
+    tf = _tf()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise UsageError("--strategy multiworker needs the TF_CONFIG environment variable")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _task():
+    """``(is_chief, worker index)`` from TF_CONFIG (chief when there is none)."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = config.get("task", {})
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    has_chief = "chief" in config.get("cluster", {})
+    return (kind == "chief" or (kind == "worker" and index == 0 and not has_chief)), index
+
+
+def build_model(kind, **kwargs):
+    from keras_symconv.models import build_rna_cnn, build_rna_scnn
+
+    if kind == "scnn":
+        return build_rna_scnn(**kwargs)
+    if kind == "cnn":
+        return build_rna_cnn(**kwargs)
+    if kind == "cnn-sym":
+        return build_rna_cnn(symmetrize_output=True, **kwargs)
+    raise UsageError(f"unknown model {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
+
+
+def trainable_params(model):
+    return int(sum(int(w.numpy().size) for w in model.trainable_weights))
+
+
+def load_model(path):
+    """Load a ``.keras`` model made by this package, with clear errors."""
+    import keras
+
+    import keras_symconv  # noqa: F401  (registers the layers)
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such model file")
+    if not path.endswith(".keras"):
+        raise UsageError(f"{path}: not a .keras model file")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not our model"
+        raise UsageError(
+            f"{path}: not a keras-symconv model ({type(exc).__name__}: {exc})"
+        ) from exc
+    inputs, outputs = model.inputs, model.outputs
+    if (
+        len(inputs) != 1
+        or len(outputs) != 1
+        or tuple(inputs[0].shape[1:]) != (None, 5)
+        or len(outputs[0].shape) != 4
+        or outputs[0].shape[-1] != 1
+    ):
+        raise UsageError(
+            f"{path}: not a keras-symconv RNA model (expects input (None, 5) and output "
+            f"(None, None, 1); this one has {[tuple(i.shape) for i in inputs]} -> "
+            f"{[tuple(o.shape) for o in outputs]})"
+        )
+    return model
+
+
+def make_predictor(model):
+    """A compiled ``(1, L, 5) -> (L, L)`` probability function (no retracing)."""
+    tf = _tf()
+
+    @tf.function(input_signature=[tf.TensorSpec((1, None, 5), tf.float32)])
+    def predict(x):
+        return model(x, training=False)[0, :, :, 0]
+
+    return lambda x: predict(tf.constant(x[None], tf.float32)).numpy()
+
+
+def evaluate_structures(predict, structures, threshold=0.5, strict=False):
+    """Decoded metrics (see :func:`keras_symconv.metrics.pair_metrics`) and timing."""
+    from keras_symconv.metrics import pair_metrics
+
+    start = time.perf_counter()
+    probs = [predict(s.one_hot()) for s in structures]
+    seconds = (time.perf_counter() - start) / len(structures)
+    result = pair_metrics([s.contact_map() for s in structures], probs, threshold, strict)
+    result["seconds_per_sequence"] = seconds
+    result["names"] = [s.name for s in structures]
+    result["families"] = [s.family for s in structures]
+    return result
+
+
+def _read_data(args):
+    from keras_symconv.data import read_structures, synthetic_rna_dataset
+
+    if bool(args.data) == bool(args.synthetic):
+        raise UsageError("give exactly one of --data and --synthetic")
+    if args.synthetic:
+        lo, hi = args.synthetic_length
+        structures = synthetic_rna_dataset(args.synthetic, lo, hi, seed=args.seed)
+    else:
+        structures = read_structures(args.data)
+    if args.valid:
+        return structures, read_structures(args.valid)
+    if len(structures) < 2:
+        raise UsageError("need at least 2 structures to split off a validation part")
+    import numpy as np
+
+    order = np.random.default_rng(args.seed).permutation(len(structures))
+    n_valid = max(1, int(round(args.valid_fraction * len(structures))))
+    valid = [structures[k] for k in sorted(order[:n_valid])]
+    train = [structures[k] for k in sorted(order[n_valid:])]
+    return train, valid
+
+
+def _safe_name(name):
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(name)).strip("._") or "sequence"
+
+
+def heatmap(path, maps, titles, suptitle=None):
+    """Save side-by-side heatmaps of (L, L) maps as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(maps), figsize=(4 * len(maps), 4), squeeze=False)
+    for ax, m, title in zip(axes[0], maps, titles, strict=True):
+        image = ax.imshow(m, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title)
+        ax.set_xlabel("j")
+        ax.set_ylabel("i")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="pair probability")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_model(kind, train, valid, args, out_dir, strategy=None, verbose=1):
+    """Train one model; write model.keras (best), savedmodel/, run.json. Returns a summary."""
+    tf = _tf()
+    import keras
+    import numpy as np
+
+    from keras_symconv.data.pipeline import rna_training_dataset
+    from keras_symconv.losses import PairBinaryCrossentropy
+    from keras_symconv.metrics import PairMetric
+
+    strategy = strategy or tf.distribute.get_strategy()
+    is_chief, index = _task()
+    if args.strategy == "multiworker" and not is_chief:
+        out_dir = os.path.join(out_dir, f"worker_{index}")
+    os.makedirs(out_dir, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+
+    with strategy.scope():
+        # Global batch statistics under a strategy, so that every replica
+        # also ends with the same batch-norm moving statistics.
+        model = build_model(kind, synchronized_batch_norm=args.strategy != "default")
+        model.compile(
+            optimizer=keras.optimizers.Adam(args.lr),
+            loss=PairBinaryCrossentropy(positive_weight=args.positive_weight),
+            metrics=[PairMetric("accuracy", name="pair_acc")],
+            jit_compile=args.jit,
+        )
+
+    replicas = strategy.num_replicas_in_sync
+    steps = max(1, len(train) // args.batch_size)
+    # One global-batch pipeline, the same (seeded) on every worker; under a
+    # distribution strategy Keras splits each global batch across the
+    # replicas. Full batches only then, so that every replica gets data.
+    dataset = rna_training_dataset(
+        train, args.batch_size, args.crop, seed=args.seed, drop_remainder=replicas > 1
+    ).repeat()
+
+    predict = make_predictor(model)
+    history: list[dict] = []
+    model_path = os.path.join(out_dir, "model.keras")
+    best_so_far = [-1.0]
+
+    def end_of_epoch(epoch, seconds, logs):
+        """Decoded validation metrics; keeps the best model. Updates `logs`."""
+        result = evaluate_structures(predict, valid, args.threshold)
+        logs.update(
+            val_ppv=result["ppv"], val_sen=result["sensitivity"], val_acc=result["accuracy"]
+        )
+        history.append(
+            {"epoch": epoch + 1, "seconds": seconds, **{k: float(v) for k, v in logs.items()}}
+        )
+        improved = result["accuracy"] > best_so_far[0]
+        if improved:
+            best_so_far[0] = result["accuracy"]
+            model.save(model_path)
+        if verbose != 1:  # the progress bar already shows val_ppv/val_sen/val_acc
+            print(
+                f"epoch {epoch + 1}: {seconds:.1f}s  loss {logs.get('loss', float('nan')):.4f}"
+                f"  val PPV {result['ppv']:.3f}  Sen {result['sensitivity']:.3f}  "
+                f"Acc {result['accuracy']:.3f}" + ("  (best, saved)" if improved else ""),
+                flush=True,
+            )
+
+    if args.strategy == "multiworker":
+        _fit_multiworker(model, strategy, dataset, steps, args, end_of_epoch)
+    else:
+
+        class Validate(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                end_of_epoch(
+                    epoch, time.perf_counter() - self.start, logs if logs is not None else {}
+                )
+
+        model.fit(
+            dataset,
+            epochs=args.epochs,
+            steps_per_epoch=steps,
+            callbacks=[Validate()],
+            shuffle=False,  # the pipeline shuffles, seeded
+            verbose=verbose,
+        )
+    best = load_model(model_path)
+    best.export(os.path.join(out_dir, "savedmodel"), verbose=False)
+    best_predict = make_predictor(best)
+    final = evaluate_structures(best_predict, valid, args.threshold)
+    summary = {
+        "model": kind,
+        "trainable_params": trainable_params(model),
+        "train_sequences": len(train),
+        "valid_sequences": len(valid),
+        "seconds_per_epoch": float(np.median([h["seconds"] for h in history])),
+        "best_valid": {k: final[k] for k in ("ppv", "sensitivity", "accuracy")},
+        "inference_seconds_per_sequence": final["seconds_per_sequence"],
+        "history": history,
+        "settings": {k: v for k, v in vars(args).items() if k != "func"},
+        "replicas": replicas,
+        "model_path": model_path,
+        "savedmodel_path": os.path.join(out_dir, "savedmodel"),
+    }
+    with open(os.path.join(out_dir, "run.json"), "w") as handle:
+        json.dump(summary, handle, indent=2, default=str)
+    return summary, best_predict
+
+
+def _fit_multiworker(model, strategy, dataset, steps, args, end_of_epoch):
+    """A custom loop for MultiWorkerMirroredStrategy.
+
+    Keras 3's ``fit`` fails under this strategy (keras-team/keras#20585: the
+    symbolic build reduces a PerReplica batch), so the train step is written
+    out: per-replica loss scaled to the global batch, plus the layers'
+    regularization losses, gradients all-reduced by the strategy.
+    """
+    tf = _tf()
+
+    loss_fn = model.loss
+    optimizer = model.optimizer
+    distributed = strategy.experimental_distribute_dataset(dataset)
+    iterator = iter(distributed)
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            per_sample = loss_fn.call(y, y_pred)
+            loss = tf.nn.compute_average_loss(per_sample, global_batch_size=args.batch_size)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    @tf.function(jit_compile=args.jit)
+    def train_step():
+        x, y = next(iterator)
+        return strategy.reduce("SUM", strategy.run(replica_step, args=(x, y)), axis=None)
+
+    for epoch in range(args.epochs):
+        start = time.perf_counter()
+        losses = [float(train_step()) for _ in range(steps)]
+        logs = {"loss": sum(losses) / len(losses)}
+        end_of_epoch(epoch, time.perf_counter() - start, logs)
+
+
+def cmd_train(args):
+    strategy = _make_strategy(args.strategy)
+    train, valid = _read_data(args)
+    summary, _ = train_model(args.model, train, valid, args, args.out, strategy, args.verbose)
+    print(json.dumps({k: summary[k] for k in ("model", "trainable_params", "best_valid")}))
+    return 0
+
+
+def cmd_compare(args):
+    strategy = _make_strategy(args.strategy)
+    train, valid = _read_data(args)
+    rows, predictors = [], {}
+    for kind in args.models:
+        print(f"== training {kind} ==", flush=True)
+        summary, predictors[kind] = train_model(
+            kind, train, valid, args, os.path.join(args.out, kind), strategy, args.verbose
+        )
+        rows.append(summary)
+    table = [
+        "| model | trainable params | train s/epoch | valid PPV | valid Sen | valid Acc |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        b = r["best_valid"]
+        table.append(
+            f"| {r['model']} | {r['trainable_params']:,} | {r['seconds_per_epoch']:.1f} "
+            f"| {b['ppv']:.3f} | {b['sensitivity']:.3f} | {b['accuracy']:.3f} |"
+        )
+    text = "\n".join(table)
+    print(text)
+    example = max(valid, key=len) if args.heatmap_longest else valid[0]
+    maps = [example.contact_map()] + [predictors[k](example.one_hot()) for k in args.models]
+    png = os.path.join(args.out, "heatmaps.png")
+    heatmap(png, maps, ["native"] + list(args.models), f"{example.name} ({len(example)} nt)")
+    with open(os.path.join(args.out, "compare.md"), "w") as handle:
+        handle.write(text + "\n")
+    with open(os.path.join(args.out, "compare.json"), "w") as handle:
+        json.dump(rows, handle, indent=2, default=str)
+    print(f"heatmaps: {png}")
+    return 0
+
+
+# --------------------------------------------------------------------------- predict / evaluate
+
+
+def _read_inputs(paths):
+    from keras_symconv.data import read_fasta_sequences, read_structures
+
+    items = []
+    for path in paths:
+        if os.path.isfile(path) and os.path.splitext(path)[1].lower() in SEQUENCE_SUFFIXES:
+            items.extend(read_fasta_sequences(path))
+        else:
+            items.extend((r.name, r.sequence) for r in read_structures(path))
+    return items
+
+
+def cmd_predict(args):
+    from keras_symconv.data import RNAStructure, one_hot, to_dot_bracket, write_ct
+    from keras_symconv.metrics import decode_pairs
+
+    model = load_model(args.model)
+    predict = make_predictor(model)
+    os.makedirs(args.out, exist_ok=True)
+    seen: dict[str, int] = {}
+    for name, sequence in _read_inputs(args.inputs):
+        prob = predict(one_hot(sequence))
+        pairs = decode_pairs(prob, args.threshold, strict=True)
+        structure = RNAStructure.from_pairs(name, sequence, pairs)
+        stem = _safe_name(name)
+        seen[stem] = seen.get(stem, 0) + 1
+        if seen[stem] > 1:
+            stem = f"{stem}_{seen[stem]}"
+        base = os.path.join(args.out, stem)
+        with open(base + ".dbn", "w") as handle:
+            handle.write(f">{name}\n{sequence}\n{to_dot_bracket(structure)}\n")
+        write_ct(base + ".ct", [structure])
+        if not args.no_png:
+            heatmap(base + ".png", [prob], [f"{name} ({len(sequence)} nt)"])
+        print(f"{name}: {len(pairs)} pairs -> {base}.dbn", flush=True)
+    return 0
+
+
+def cmd_evaluate(args):
+    from keras_symconv.data import read_structures
+
+    model = load_model(args.model)
+    structures = read_structures(args.data)
+    result = evaluate_structures(make_predictor(model), structures, args.threshold, args.strict)
+    rows = [("all", list(range(len(structures))))]
+    families = sorted({f for f in result["families"] if f})
+    for fam in families:
+        rows.append((fam, [k for k, f in enumerate(result["families"]) if f == fam]))
+    lines = ["| set | n | PPV | Sen | Acc |", "|---|---|---|---|---|"]
+    summary = {}
+    for label, idx in rows:
+        scores = [result["per_sequence"][k] for k in idx]
+        ppv, sen, acc = (sum(s[c] for s in scores) / len(scores) for c in range(3))
+        summary[label] = {"n": len(idx), "ppv": ppv, "sensitivity": sen, "accuracy": acc}
+        lines.append(f"| {label} | {len(idx)} | {ppv:.3f} | {sen:.3f} | {acc:.3f} |")
+    decoding = "strict one pair per base" if args.strict else "the paper's (authors') rule"
+    print(f"decoding: {decoding}, threshold {args.threshold}")
+    print("\n".join(lines))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(
+                {
+                    "summary": summary,
+                    "per_sequence": result["per_sequence"],
+                    "names": result["names"],
+                },
+                handle,
+                indent=2,
+            )
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_training_args(p):
+    src = p.add_argument_group("data")
+    src.add_argument("--data", nargs="+", metavar="PATH", help="structure files or folders")
+    src.add_argument("--synthetic", type=int, metavar="N", help="N synthetic RNAs instead")
+    src.add_argument(
+        "--synthetic-length",
+        type=int,
+        nargs=2,
+        default=(60, 160),
+        metavar=("MIN", "MAX"),
+        help="length range of synthetic RNAs",
+    )
+    src.add_argument(
+        "--valid",
+        nargs="+",
+        metavar="PATH",
+        help="validation files (default: split off --valid-fraction)",
+    )
+    src.add_argument("--valid-fraction", type=float, default=0.1)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=10, help="global batch (paper: 10)")
+    p.add_argument("--crop", type=int, default=500, help="longest training window (paper: 500)")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (paper: 2e-3)")
+    p.add_argument("--positive-weight", type=float, default=5.0)
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jit", action="store_true", help="compile train steps with XLA")
+    p.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multiworker"),
+        default="default",
+        help="tf.distribute strategy: mirrored = all local GPUs; multiworker = "
+        "several machines described by TF_CONFIG",
+    )
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="symconv", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="domain", required=True)
+    rna = sub.add_parser("rna", help="RNA secondary structure")
+    cmds = rna.add_subparsers(dest="command", required=True)
+
+    p = cmds.add_parser("train", help="train one model")
+    _add_training_args(p)
+    p.add_argument("--model", choices=MODEL_KINDS, default="scnn")
+    p.set_defaults(func=cmd_train)
+
+    p = cmds.add_parser("compare", help="train several models on the same data, side by side")
+    _add_training_args(p)
+    p.add_argument("--models", nargs="+", choices=MODEL_KINDS, default=["cnn", "scnn"])
+    p.add_argument(
+        "--heatmap-longest",
+        action="store_true",
+        help="plot the longest validation sequence (default: the first)",
+    )
+    p.set_defaults(func=cmd_compare)
+
+    p = cmds.add_parser("predict", help="predict structures of sequences")
+    p.add_argument("model", help="a .keras file written by 'symconv rna train'")
+    p.add_argument("inputs", nargs="+", help=".fa/.fasta files, or structure files/folders")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--no-png", action="store_true", help="skip the heatmaps")
+    p.set_defaults(func=cmd_predict)
+
+    p = cmds.add_parser("evaluate", help="the paper's metrics on structure files")
+    p.add_argument("model")
+    p.add_argument("data", nargs="+", help="structure files or folders")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--strict", action="store_true", help="strict one-pair-per-base decoding")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, ValueError, FileNotFoundError) as exc:
+        print(f"symconv: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The symconv command-line tool: train, compare, predict, evaluate, errors, multi-worker."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_symconv as ks
+from keras_symconv import data
+from keras_symconv.cli import main
+
+TINY_TRAIN = [
+    "--synthetic", "12", "--synthetic-length", "20", "28", "--epochs", "2",
+    "--batch-size", "4", "--crop", "24", "--verbose", "0",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    assert main(["rna", "train", *TINY_TRAIN, "--model", "scnn", "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_model_savedmodel_and_json(trained):
+    run = json.loads((trained / "run.json").read_text())
+    assert run["model"] == "scnn" and run["trainable_params"] == 239_318
+    assert run["train_sequences"] + run["valid_sequences"] == 12
+    assert len(run["history"]) == 2
+    assert {"val_ppv", "val_sen", "val_acc", "loss", "seconds"} <= set(run["history"][0])
+    assert run["settings"]["epochs"] == 2 and run["settings"]["lr"] == 2e-3
+    best = max(h["val_acc"] for h in run["history"])
+    assert run["best_valid"]["accuracy"] == pytest.approx(best, abs=1e-6)
+    model = keras.saving.load_model(trained / "model.keras", safe_mode=True)
+    served = tf.saved_model.load(str(trained / "savedmodel"))
+    for length in (17, 33):
+        x = data.one_hot("ACGU" * (length // 4) + "A" * (length % 4))[None]
+        out = served.serve(tf.constant(x)).numpy()
+        np.testing.assert_allclose(out, model(x).numpy(), rtol=1e-5, atol=1e-6)
+        ks.check_symmetric(out)
+
+
+def test_predict_writes_structures_and_heatmaps(trained, tmp_path, capsys):
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">seq one\nGGGGAAACCCCAUAUAGGCGCAAAAGCGCC\n>b\nACGUACGUAAUU\n")
+    ct = tmp_path / "x.ct"
+    data.write_ct(str(ct), data.synthetic_rna_dataset(1, 25, 25, seed=9))
+    out = tmp_path / "pred"
+    assert (
+        main(
+            ["rna", "predict", str(trained / "model.keras"), str(fasta), str(ct), "--out", str(out)]
+        )
+        == 0
+    )
+    for stem, sequence in (("seq_one", "GGGGAAACCCCAUAUAGGCGCAAAAGCGCC"), ("b", "ACGUACGUAAUU")):
+        (db,) = data.read_dot_bracket(str(out / f"{stem}.dbn"))
+        (ctr,) = data.read_ct(str(out / f"{stem}.ct"))
+        assert db.sequence == ctr.sequence == sequence
+        np.testing.assert_array_equal(db.partners, ctr.partners)
+        png = (out / f"{stem}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    assert (out / "x.ct.png").exists()
+    assert "seq one:" in capsys.readouterr().out
+
+
+def test_evaluate_prints_table_per_family(trained, tmp_path, capsys):
+    folder = tmp_path / "data"
+    for fam, seed in (("famA", 1), ("famB", 2)):
+        (folder / fam).mkdir(parents=True)
+        data.write_dot_bracket(
+            str(folder / fam / "s.db"), data.synthetic_rna_dataset(2, 20, 30, seed=seed)
+        )
+    report = tmp_path / "eval.json"
+    assert (
+        main(["rna", "evaluate", str(trained / "model.keras"), str(folder), "--json", str(report)])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "| all | 4 |" in text and "| famA | 2 |" in text and "| famB | 2 |" in text
+    summary = json.loads(report.read_text())["summary"]
+    per_family = (summary["famA"]["accuracy"] + summary["famB"]["accuracy"]) / 2
+    assert summary["all"]["accuracy"] == pytest.approx(per_family)
+
+
+def test_clear_errors(trained, tmp_path, capsys):
+    model = str(trained / "model.keras")
+    assert main(["rna", "evaluate", str(tmp_path / "missing.keras"), model]) == 2
+    assert "missing.keras: no such model file" in capsys.readouterr().err
+    odd = tmp_path / "data.xyz"
+    odd.write_text("x")
+    assert main(["rna", "evaluate", model, str(odd)]) == 2
+    assert "unknown structure format '.xyz'" in capsys.readouterr().err
+    inputs = keras.Input((4,))
+    other = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    other.save(tmp_path / "other.keras")
+    assert main(["rna", "evaluate", str(tmp_path / "other.keras"), str(odd)]) == 2
+    assert "not a keras-symconv RNA model" in capsys.readouterr().err
+    (tmp_path / "junk.keras").write_text("not a zip")
+    assert main(["rna", "predict", str(tmp_path / "junk.keras"), str(odd), "--out", "x"]) == 2
+    assert "not a keras-symconv model" in capsys.readouterr().err
+    assert main(["rna", "train", "--out", str(tmp_path / "o")]) == 2
+    assert "exactly one of --data and --synthetic" in capsys.readouterr().err
+
+
+def test_compare_main_job_tiny(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert (
+        main(
+            [
+                "rna",
+                "compare",
+                *TINY_TRAIN[:-2],
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "| cnn | 389,538 |" in text and "| scnn | 239,318 |" in text
+    assert (out / "heatmaps.png").read_bytes()[:4] == b"\x89PNG"
+    rows = json.loads((out / "compare.json").read_text())
+    assert [r["model"] for r in rows] == ["cnn", "scnn"]
+
+
+def test_module_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_symconv", "rna", "train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and "--strategy" in result.stdout
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multiworker_two_local_processes(tmp_path):
+    """MultiWorkerMirroredStrategy, 2 CPU workers on loopback: identical weights."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    out = tmp_path / "mw"
+    procs = []
+    for index in range(2):
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            CUDA_VISIBLE_DEVICES="",
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "keras_symconv",
+                    "rna",
+                    "train",
+                    *TINY_TRAIN,
+                    "--strategy",
+                    "multiworker",
+                    "--out",
+                    str(out),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    logs = []
+    try:
+        for p in procs:
+            logs.append(p.communicate(timeout=400)[0])
+    finally:
+        for p in procs:
+            p.kill()
+    for p, log in zip(procs, logs, strict=True):
+        assert p.returncode == 0, log[-3000:]
+    chief = keras.saving.load_model(out / "model.keras")
+    worker = keras.saving.load_model(out / "worker_1" / "model.keras")
+    for a, b in zip(chief.get_weights(), worker.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    run = json.loads((out / "run.json").read_text())
+    assert run["replicas"] == 2
+    x = data.one_hot("GGGAAACCCUUUAGCUAGCUAGGC")[None]
+    ks.check_symmetric(chief(x).numpy())
