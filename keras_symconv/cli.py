@@ -106,12 +106,17 @@ def load_model(path):
 
 
 def make_predictor(model):
-    """A compiled ``(1, L, 5) -> (L, L)`` probability function (no retracing)."""
+    """A compiled ``(1, L, 5) -> (L, L)`` probability function (no retracing).
+
+    The diagonal is set to 0: a base never pairs with itself, and the loss
+    never constrains the model there.
+    """
     tf = _tf()
 
     @tf.function(input_signature=[tf.TensorSpec((1, None, 5), tf.float32)])
     def predict(x):
-        return model(x, training=False)[0, :, :, 0]
+        prob = model(x, training=False)[0, :, :, 0]
+        return tf.linalg.set_diag(prob, tf.zeros_like(tf.linalg.diag_part(prob)))
 
     return lambda x: predict(tf.constant(x[None], tf.float32)).numpy()
 
@@ -200,7 +205,11 @@ def train_model(kind, train, valid, args, out_dir, strategy=None, verbose=1):
     with strategy.scope():
         # Global batch statistics under a strategy, so that every replica
         # also ends with the same batch-norm moving statistics.
-        model = build_model(kind, synchronized_batch_norm=args.strategy != "default")
+        model = build_model(
+            kind,
+            synchronized_batch_norm=args.strategy != "default",
+            batch_norm_momentum=args.bn_momentum,
+        )
         model.compile(
             optimizer=keras.optimizers.Adam(args.lr),
             loss=PairBinaryCrossentropy(positive_weight=args.positive_weight),
@@ -469,6 +478,14 @@ def _add_training_args(p):
     p.add_argument("--crop", type=int, default=500, help="longest training window (paper: 500)")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (paper: 2e-3)")
     p.add_argument("--positive-weight", type=float, default=5.0)
+    p.add_argument(
+        "--bn-momentum",
+        type=float,
+        default=0.9,
+        help="batch-norm momentum (Keras' default 0.99 needs thousands of steps "
+        "before the moving statistics used at inference settle; the "
+        "default 0.9 suits short runs)",
+    )
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jit", action="store_true", help="compile train steps with XLA")

@@ -48,6 +48,7 @@ _DEFAULTS = dict(
     l2=1e-5,
     batch_norm=True,
     synchronized_batch_norm=False,
+    batch_norm_momentum=0.99,
 )
 
 
@@ -71,7 +72,9 @@ def _build(symmetric, symmetrize_output, name, **overrides):
     def norm_act(x, activation, name):
         if cfg["batch_norm"]:
             x = keras.layers.BatchNormalization(
-                synchronized=cfg["synchronized_batch_norm"], name=f"{name}_bn"
+                momentum=cfg["batch_norm_momentum"],
+                synchronized=cfg["synchronized_batch_norm"],
+                name=f"{name}_bn",
             )(x)
         return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
 
@@ -118,7 +121,8 @@ def build_rna_scnn(name="rna_scnn", **kwargs):
     (20), ``final_kernel`` (3), ``l2`` (1e-5, on conv kernels; 0 for none),
     ``batch_norm`` (True), ``synchronized_batch_norm`` (False; True makes
     batch statistics global across the replicas of a ``tf.distribute``
-    strategy, so every worker also keeps the same moving statistics).
+    strategy, so every worker also keeps the same moving statistics),
+    ``batch_norm_momentum`` (0.99, Keras' default).
 
     Returns:
         A Functional ``keras.Model``: ``(batch, L, 5) -> (batch, L, L, 1)``,

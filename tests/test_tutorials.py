@@ -8,10 +8,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_tutorial(name, tmp_path, timeout=300):
+def run_tutorial(name, tmp_path, *extra, timeout=300):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tutorials", name), str(tmp_path)],
+        [sys.executable, os.path.join(ROOT, "tutorials", name), str(tmp_path), *extra],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -43,3 +43,18 @@ def test_tutorial_01_symmetric_layers(tmp_path):
     for length in (30, 45):
         assert _figure(rf"serves L={length}: max diff from Keras ([0-9.e+-]+)", out) < 1e-5
     assert os.path.isdir(tmp_path / "scnn_savedmodel")
+
+
+def test_tutorial_02_rna_tiny(tmp_path):
+    out = run_tutorial(
+        "02_rna_secondary_structure.py", tmp_path, "--count", "24", "--epochs", "1", "--crop", "40"
+    )
+    assert "read 24 structures" in out
+    assert "trainable parameters: SCNN 239318 CNN 389538" in out.replace(",", "")
+    for label in ("PPV", "Sen", "Acc"):
+        value = _figure(rf"authors' decoding\): .*?{label} ([0-9.]+)", out)
+        assert 0.0 <= value <= 1.0
+    assert _figure(r"largest asymmetry of a predicted map: ([0-9.e+-]+)", out) < 1e-5
+    assert _figure(r"SavedModel max diff from Keras: ([0-9.e+-]+)", out) < 1e-5
+    assert (tmp_path / "rna_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "rna_scnn.keras").exists()
