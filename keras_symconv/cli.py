@@ -488,7 +488,13 @@ def _add_training_args(p):
     )
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jit", action="store_true", help="compile train steps with XLA")
+    p.add_argument(
+        "--jit",
+        action="store_true",
+        help="compile train steps with XLA (works with the BiLSTM models; off by "
+        "default because every new crop length compiles anew: a first step "
+        "took 16 s with XLA against 7 s without on 2 CPU cores)",
+    )
     p.add_argument(
         "--strategy",
         choices=("default", "mirrored", "multiworker"),

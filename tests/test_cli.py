@@ -133,12 +133,15 @@ def test_compare_main_job_tiny(tmp_path, capsys):
     assert [r["model"] for r in rows] == ["cnn", "scnn"]
 
 
-def test_module_entry_point():
+def test_module_entry_point(tmp_path):
+    # Run outside the checkout: from its root, `python -m` would import the
+    # source folder keras_symconv/, which lacks the installed models mapping.
     result = subprocess.run(
         [sys.executable, "-m", "keras_symconv", "rna", "train", "--help"],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 0 and "--strategy" in result.stdout
 
@@ -184,6 +187,7 @@ def test_multiworker_two_local_processes(tmp_path):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
+                cwd=tmp_path,
             )
         )
     logs = []
