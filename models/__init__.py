@@ -4,6 +4,18 @@ Each builder returns a Functional ``keras.Model`` made only of registered
 layers, so ``.keras`` files load with ``safe_mode=True``.
 """
 
+from keras_symconv.models.contact_map import (
+    PAPER_CONTACT_TRAINABLE_PARAMS,
+    build_contact_cnn,
+    build_contact_scnn,
+)
 from keras_symconv.models.rna import PAPER_TRAINABLE_PARAMS, build_rna_cnn, build_rna_scnn
 
-__all__ = ["build_rna_scnn", "build_rna_cnn", "PAPER_TRAINABLE_PARAMS"]
+__all__ = [
+    "build_rna_scnn",
+    "build_rna_cnn",
+    "PAPER_TRAINABLE_PARAMS",
+    "build_contact_scnn",
+    "build_contact_cnn",
+    "PAPER_CONTACT_TRAINABLE_PARAMS",
+]

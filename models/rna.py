@@ -23,13 +23,9 @@ CNN 389,538 (paper, Table II: 239,198 and 387,798).
 from __future__ import annotations
 
 import keras
+from keras_symconv.models._blocks import Blocks, check_overrides
 
-from keras_symconv.layers import (
-    SelfCartesian,
-    Symmetrize,
-    SymmetryGenerating2D,
-    SymmetryPreserving2D,
-)
+from keras_symconv.layers import SelfCartesian, Symmetrize
 
 __all__ = ["build_rna_scnn", "build_rna_cnn", "PAPER_TRAINABLE_PARAMS"]
 
@@ -53,59 +49,27 @@ _DEFAULTS = dict(
 
 
 def _build(symmetric, symmetrize_output, name, **overrides):
-    unknown = set(overrides) - set(_DEFAULTS)
-    if unknown:
-        raise TypeError(f"Unknown argument(s): {sorted(unknown)}")
-    cfg = {**_DEFAULTS, **overrides}
-    regularizer = keras.regularizers.L2(cfg["l2"]) if cfg["l2"] else None
-
-    def conv(filters, kernel_size, generating=False, name=None):
-        if symmetric:
-            cls = SymmetryGenerating2D if generating else SymmetryPreserving2D
-            return cls(
-                filters, kernel_size, padding="same", kernel_regularizer=regularizer, name=name
-            )
-        return keras.layers.Conv2D(
-            filters, kernel_size, padding="same", kernel_regularizer=regularizer, name=name
-        )
-
-    def norm_act(x, activation, name):
-        if cfg["batch_norm"]:
-            x = keras.layers.BatchNormalization(
-                momentum=cfg["batch_norm_momentum"],
-                synchronized=cfg["synchronized_batch_norm"],
-                name=f"{name}_bn",
-            )(x)
-        return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
-
-    def block(x, specs, name):
-        outs = [
-            conv(f, k, name=f"{name}_k{k}")(x)
-            for k, f in specs  # (kernel, filters)
-        ]
-        x = outs[0] if len(outs) == 1 else keras.layers.Concatenate(name=f"{name}_cat")(outs)
-        return norm_act(x, "relu", name)
-
+    cfg = check_overrides(_DEFAULTS, overrides)
+    b = Blocks(
+        symmetric,
+        cfg["l2"],
+        cfg["batch_norm"],
+        cfg["batch_norm_momentum"],
+        cfg["synchronized_batch_norm"],
+    )
     sequence = keras.Input((None, 5), name="sequence")
-    h = keras.layers.Bidirectional(
-        keras.layers.LSTM(cfg["lstm_units"], return_sequences=True), name="bilstm"
-    )(sequence)
-    h = keras.layers.Dense(cfg["dense_units"], name="per_position_dense")(h)
-    h = keras.layers.Concatenate(name="features")([h, sequence])
-    pairs = SelfCartesian(name="pairs")(h)
-    x = norm_act(
-        conv(cfg["first_filters"], 1, generating=True, name="first")(pairs), "relu", "first"
+    pairs = SelfCartesian(name="pairs")(
+        b.sequence_features(sequence, cfg["lstm_units"], cfg["dense_units"])
     )
-    x = block(x, [(k, f) for k, f in cfg["block1"]], "block1")
-    x = block(x, [(k, f) for k, f in cfg["block2"]], "block2")
-    x = block(x, [(k, f) for k, f in cfg["block3"]], "block3")
+    x = b.norm_act(
+        b.conv(cfg["first_filters"], 1, "first", generating=True)(pairs), "relu", "first"
+    )
+    for block in ("block1", "block2", "block3"):
+        x = b.multi_kernel(x, cfg[block], block)
     side = SelfCartesian(name="raw_pairs")(sequence)
-    side = norm_act(
-        conv(cfg["side_filters"], 1, generating=True, name="side")(side), "relu", "side"
-    )
+    side = b.norm_act(b.conv(cfg["side_filters"], 1, "side", generating=True)(side), "relu", "side")
     x = keras.layers.Concatenate(name="merge")([x, side])
-    x = conv(1, cfg["final_kernel"], name="final")(x)
-    out = norm_act(x, "sigmoid", "final")
+    out = b.norm_act(b.conv(1, cfg["final_kernel"], "final")(x), "sigmoid", "final")
     if symmetrize_output:
         out = Symmetrize(name="symmetrize")(out)
     return keras.Model(sequence, out, name=name)

@@ -1,0 +1,68 @@
+"""Building blocks shared by the model builders (not public).
+
+One mechanism builds both twins of every network: with ``symmetric=True``
+the convolutions are symmetry generating (on a self-Cartesian product) or
+preserving, otherwise plain ``Conv2D`` with the same kernel sizes and widths.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_symconv.layers import SymmetryGenerating2D, SymmetryPreserving2D
+
+
+class Blocks:
+    """Factory of conv / batch-norm / activation blocks for one network."""
+
+    def __init__(self, symmetric, l2, batch_norm, batch_norm_momentum, synchronized_batch_norm):
+        self.symmetric = symmetric
+        self.regularizer = keras.regularizers.L2(l2) if l2 else None
+        self.batch_norm = batch_norm
+        self.momentum = batch_norm_momentum
+        self.synchronized = synchronized_batch_norm
+
+    def conv(self, filters, kernel_size, name, generating=False):
+        """'same' conv with bias and the kernel regularizer."""
+        if self.symmetric:
+            cls = SymmetryGenerating2D if generating else SymmetryPreserving2D
+        else:
+            cls = keras.layers.Conv2D
+        return cls(
+            filters, kernel_size, padding="same", kernel_regularizer=self.regularizer, name=name
+        )
+
+    def norm_act(self, x, activation, name):
+        if self.batch_norm:
+            x = keras.layers.BatchNormalization(
+                momentum=self.momentum, synchronized=self.synchronized, name=f"{name}_bn"
+            )(x)
+        return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+
+    def multi_kernel(self, x, specs, name, activation="relu"):
+        """Parallel convs ``[(kernel_size, filters), ...]`` -> concat -> BN -> act."""
+        outs = [self.conv(f, k, name=f"{name}_k{k}")(x) for k, f in specs]
+        if len(outs) > 1:
+            x = keras.layers.Concatenate(name=f"{name}_cat")(outs)
+        else:
+            x = outs[0]
+        return self.norm_act(x, activation, name)
+
+    def sequence_features(self, sequence, lstm_units, dense_units):
+        """BiLSTM -> per-position Dense -> concat the input: ``(batch, L, dense + n)``.
+
+        A plain ``Dense`` on ``(batch, L, 2 * lstm_units)``: ``TimeDistributed``
+        gives wrong shapes in Keras 3 when ``predict`` sees a second length.
+        """
+        h = keras.layers.Bidirectional(
+            keras.layers.LSTM(lstm_units, return_sequences=True), name="bilstm"
+        )(sequence)
+        h = keras.layers.Dense(dense_units, name="per_position_dense")(h)
+        return keras.layers.Concatenate(name="features")([h, sequence])
+
+
+def check_overrides(defaults, overrides):
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        raise TypeError(f"Unknown argument(s): {sorted(unknown)}; expected {sorted(defaults)}")
+    return {**defaults, **overrides}

@@ -1,0 +1,63 @@
+"""Contact-map networks: parameter counts against Table III, symmetry, saving."""
+
+import os
+
+import keras
+import numpy as np
+from keras_symconv.models import (
+    PAPER_CONTACT_TRAINABLE_PARAMS,
+    build_contact_cnn,
+    build_contact_scnn,
+)
+
+import keras_symconv as ks
+
+TINY = dict(
+    lstm_units=4,
+    dense_units=3,
+    first_filters=6,
+    blocks=(((5, 4), (3, 2)), ((3, 4),)),
+    final_blocks=(((3, 4),),),
+)
+
+
+def trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def inputs(rng, batch, length, n1d=25, n2d=3):
+    seq = rng.normal(size=(batch, length, n1d)).astype(np.float32)
+    pair = rng.normal(size=(batch, length, length, n2d)).astype(np.float32)
+    return seq, pair + np.swapaxes(pair, 1, 2)
+
+
+def test_trainable_counts_within_5_percent_of_table_iii():
+    cnn, scnn = trainable(build_contact_cnn()), trainable(build_contact_scnn())
+    # Paper, Table III: CNN 2,465,000 and SCNN 1,326,000.
+    assert cnn == 2_427_668
+    assert scnn == 1_364_788
+    assert abs(cnn / PAPER_CONTACT_TRAINABLE_PARAMS["cnn"] - 1) < 0.05
+    assert abs(scnn / PAPER_CONTACT_TRAINABLE_PARAMS["scnn"] - 1) < 0.05
+    assert trainable(build_contact_cnn(symmetrize_output=True)) == cnn
+
+
+def test_symmetry_two_lengths_and_safe_mode_reload(tmp_path):
+    rng = np.random.default_rng(0)
+    scnn = build_contact_scnn(**TINY)
+    cnn = build_contact_cnn(**TINY)
+    cnn_sym = build_contact_cnn(symmetrize_output=True, **TINY)
+    for length in (19, 31):
+        x = inputs(rng, 2, length)
+        for model in (scnn, cnn, cnn_sym):
+            predicted = model.predict(list(x), verbose=0)
+            assert predicted.shape == (2, length, length, 1)
+            np.testing.assert_allclose(predicted, model(list(x)).numpy(), rtol=1e-5, atol=1e-6)
+        ks.check_symmetric(scnn.predict(list(x), verbose=0), atol=1e-6, rtol=1e-5)
+        ks.check_symmetric(cnn_sym.predict(list(x), verbose=0), atol=0, rtol=0)
+        assert ks.asymmetry(cnn.predict(list(x), verbose=0)) > 1e-3
+    path = os.path.join(tmp_path, "contact.keras")
+    scnn.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    x = list(inputs(rng, 1, 23))
+    np.testing.assert_array_equal(reloaded(x).numpy(), scnn(x).numpy())
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in scnn.layers)
