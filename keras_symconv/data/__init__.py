@@ -1,5 +1,13 @@
 """Data formats, synthetic data and tf.data pipelines."""
 
+from keras_symconv.data.protein import (
+    AMINO_ACIDS,
+    ProteinChain,
+    contact_map,
+    read_pdb,
+    read_protein_json,
+    virtual_cb,
+)
 from keras_symconv.data.rna import (
     BASES,
     RNAStructure,
@@ -20,6 +28,12 @@ from keras_symconv.data.rna import (
 from keras_symconv.data.synthetic import synthetic_rna, synthetic_rna_dataset
 
 __all__ = [
+    "AMINO_ACIDS",
+    "ProteinChain",
+    "contact_map",
+    "read_pdb",
+    "read_protein_json",
+    "virtual_cb",
     "BASES",
     "RNAStructure",
     "encode_sequence",
