@@ -35,7 +35,10 @@ import tensorflow as tf
 
 from keras_symconv.losses import pair_mask
 
-__all__ = ["decode_pairs", "pair_scores", "pair_metrics", "PairMetric"]
+__all__ = ["decode_pairs", "pair_scores", "pair_metrics", "PairMetric", "contact_precision"]
+
+#: Sequence-separation ranges of the contact-prediction field (CASP).
+CONTACT_RANGES = {"short": (6, 11), "medium": (12, 23), "long": (24, None)}
 
 
 def decode_pairs(prob, threshold=0.5, strict=False):
@@ -139,6 +142,44 @@ def pair_metrics(y_true, y_prob, threshold=0.5, strict=False, lengths=None):
         "accuracy": float(scores[:, 2].mean()),
         "per_sequence": per_sequence,
     }
+
+
+def contact_precision(contacts, prob, mask=None, ranges=("long", "medium"), fractions=(1, 2, 5)):
+    """Precision of the top ``L/n`` predicted contacts per separation range.
+
+    For each range (``CONTACT_RANGES``: long ``|i - j| >= 24``, medium
+    12-23, short 6-11) the pairs ``i < j`` in that range whose residues are
+    both unmasked are ranked by predicted probability (ties: first in
+    row-major order); precision = true contacts among the top
+    ``max(1, L // n)`` (fewer when the range has fewer pairs), ``L`` the
+    chain length.
+
+    Args:
+        contacts: ``(L, L)`` 0/1 true contacts.
+        prob: ``(L, L)`` predicted probabilities.
+        mask: optional ``(L,)`` 1 for residues with coordinates.
+
+    Returns:
+        ``{"long_L": ..., "long_L/2": ..., "long_L/5": ..., "medium_L": ...}``;
+        ``nan`` for a range with no pair.
+    """
+    contacts, prob = np.asarray(contacts), np.asarray(prob, np.float64)
+    length = contacts.shape[0]
+    mask = np.ones(length) if mask is None else np.asarray(mask)
+    rows, cols = np.triu_indices(length, k=1)
+    sep = cols - rows
+    valid = (mask[rows] > 0) & (mask[cols] > 0)
+    result = {}
+    for name in ranges:
+        lo, hi = CONTACT_RANGES[name]
+        keep = valid & (sep >= lo) & (sep <= (hi if hi is not None else length))
+        r, c = rows[keep], cols[keep]
+        order = np.argsort(-prob[r, c], kind="stable")
+        for n in fractions:
+            label = f"{name}_L" if n == 1 else f"{name}_L/{n}"
+            top = order[: max(1, length // n)]
+            result[label] = float(contacts[r[top], c[top]].mean()) if len(top) else float("nan")
+    return result
 
 
 @keras.saving.register_keras_serializable(package="keras_symconv")

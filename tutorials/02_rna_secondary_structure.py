@@ -98,7 +98,7 @@ scnn.compile(
 )
 steps = max(1, len(train) // 8)
 dataset = rna_training_dataset(train, batch_size=8, max_length=args.crop, seed=0).repeat()
-history = scnn.fit(dataset, epochs=args.epochs, steps_per_epoch=steps, verbose=2)
+history = scnn.fit(dataset, epochs=args.epochs, steps_per_epoch=steps, shuffle=False, verbose=2)
 
 # %% [markdown]
 # ## 4. Evaluate with the paper's metrics

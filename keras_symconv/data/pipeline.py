@@ -45,7 +45,7 @@ def encode_structure(structure: RNAStructure, start: int = 0, length: int | None
 
 def _check(structures, batch_size, max_length):
     if not structures:
-        raise ValueError("Argument `structures` is empty.")
+        raise ValueError("The input is empty: nothing to batch.")
     if batch_size < 1:
         raise ValueError(f"Argument `batch_size` must be >= 1. Received: batch_size={batch_size}")
     if max_length is not None and max_length < 2:
@@ -57,6 +57,64 @@ def _options():
     # Generator-backed: shard by element under multi-worker strategies.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return options
+
+
+def _window_batches(
+    items,
+    encode,
+    specs,
+    pads,
+    batch_size,
+    max_length,
+    seed,
+    crop,
+    shuffle,
+    drop_remainder,
+    return_lengths,
+):
+    """Shared random-window batching.
+
+    ``encode(item, start, length)`` returns a tuple of float32 arrays whose
+    axes marked ``None`` in ``specs`` (shapes without the batch axis) have the
+    window's length; shorter windows are padded with ``pads``.
+    """
+    _check(items, batch_size, max_length)
+    if crop not in ("paper", "pad"):
+        raise ValueError(f"Argument `crop` must be 'paper' or 'pad'. Received: crop={crop!r}")
+    items = list(items)
+    rng = np.random.default_rng(seed)
+
+    def generate():
+        order = rng.permutation(len(items)) if shuffle else np.arange(len(items))
+        for start in range(0, len(order), batch_size):
+            batch = [items[k] for k in order[start : start + batch_size]]
+            if len(batch) < batch_size and drop_remainder:
+                return
+            caps = [len(s) if max_length is None else min(len(s), max_length) for s in batch]
+            windows = [min(caps)] * len(batch) if crop == "paper" else caps
+            size = max(windows)
+            arrays = [
+                np.full(
+                    (len(batch),) + tuple(size if d is None else d for d in spec), pad, np.float32
+                )
+                for spec, pad in zip(specs, pads, strict=True)
+            ]
+            for k, (item, w) in enumerate(zip(batch, windows, strict=True)):
+                offset = int(rng.integers(0, len(item) - w + 1))
+                for array, spec, part in zip(arrays, specs, encode(item, offset, w), strict=True):
+                    index = (k,) + tuple(slice(0, w) if d is None else slice(None) for d in spec)
+                    array[index] = part
+            if return_lengths:
+                arrays.append(np.array(windows, np.int32))
+            yield tuple(arrays)
+
+    signature = tuple(tf.TensorSpec((None,) + tuple(spec), tf.float32) for spec in specs)
+    if return_lengths:
+        signature += (tf.TensorSpec((None,), tf.int32),)
+    batches = len(items) // batch_size if drop_remainder else -(-len(items) // batch_size)
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset.prefetch(2).with_options(_options())
 
 
 def rna_training_dataset(
@@ -84,45 +142,19 @@ def rna_training_dataset(
         drop_remainder: drop a last, smaller batch.
         return_lengths: also yield the lengths ``(batch,)`` int32.
     """
-    _check(structures, batch_size, max_length)
-    if crop not in ("paper", "pad"):
-        raise ValueError(f"Argument `crop` must be 'paper' or 'pad'. Received: crop={crop!r}")
-    structures = list(structures)
-    rng = np.random.default_rng(seed)
-
-    def generate():
-        order = rng.permutation(len(structures)) if shuffle else np.arange(len(structures))
-        for start in range(0, len(order), batch_size):
-            batch = [structures[k] for k in order[start : start + batch_size]]
-            if len(batch) < batch_size and drop_remainder:
-                return
-            if crop == "paper":
-                window = min(len(s) for s in batch)
-                if max_length is not None:
-                    window = min(window, max_length)
-                windows = [window] * len(batch)
-            else:
-                windows = [len(s) if max_length is None else min(len(s), max_length) for s in batch]
-            size = max(windows)
-            xs = np.zeros((len(batch), size, 5), np.float32)
-            ys = np.full((len(batch), size, size, 1), IGNORE_LABEL, np.float32)
-            for k, (s, w) in enumerate(zip(batch, windows, strict=True)):
-                offset = int(rng.integers(0, len(s) - w + 1))
-                x, y = encode_structure(s, offset, w)
-                xs[k, :w], ys[k, :w, :w] = x, y
-            lengths = np.array(windows, np.int32)
-            yield (xs, ys, lengths) if return_lengths else (xs, ys)
-
-    signature = (
-        tf.TensorSpec((None, None, 5), tf.float32),
-        tf.TensorSpec((None, None, None, 1), tf.float32),
+    return _window_batches(
+        structures,
+        encode_structure,
+        ((None, 5), (None, None, 1)),
+        (0.0, IGNORE_LABEL),
+        batch_size,
+        max_length,
+        seed,
+        crop,
+        shuffle,
+        drop_remainder,
+        return_lengths,
     )
-    if return_lengths:
-        signature += (tf.TensorSpec((None,), tf.int32),)
-    batches = len(structures) // batch_size if drop_remainder else -(-len(structures) // batch_size)
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
-    return dataset.prefetch(2).with_options(_options())
 
 
 def rna_eval_dataset(
