@@ -109,3 +109,24 @@ def test_examples_from_shared_json_have_contacts_and_masks():
     both = (example.mask[1:] > 0) & (example.mask[:-1] > 0)
     assert both.sum() > 0 and np.all(np.diag(example.contacts, 1)[both] == 1)
     assert np.all(example.labels()[example.mask == 0] == IGNORE_LABEL)
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_PROTEIN), reason="../shared/data/protein is absent")
+def test_tfds_protein_builder(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from keras_symconv.data import tfds_protein
+
+    builder = tfds.builder("protein_chains", data_dir=str(tmp_path))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=SHARED_PROTEIN)
+    )
+    sizes = {k: v.num_examples for k, v in builder.info.splits.items()}
+    assert sizes == {"ts50": 50, "cath": 157, "pdb": 40}
+    chains = {c.name: c for c in read_protein_json(os.path.join(SHARED_PROTEIN, "ts50.json"))}
+    for example in builder.as_dataset(split="ts50").take(2):
+        chain = chains[example["name"].numpy().decode()]
+        reference = contact_example(chain)
+        (seq, pair), y = tfds_protein.to_model_inputs(example)
+        np.testing.assert_allclose(seq.numpy(), reference.sequence_features)
+        np.testing.assert_allclose(pair.numpy(), reference.pair_features, atol=1e-6)
+        np.testing.assert_array_equal(y.numpy(), reference.labels())

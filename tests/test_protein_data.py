@@ -12,6 +12,7 @@ from keras_symconv.data.protein import (
     read_pdb,
     read_protein_json,
     virtual_cb,
+    write_casp_rr,
 )
 
 SHARED_PROTEIN = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "protein")
@@ -142,3 +143,18 @@ def test_shared_structures():
     ca, _ = contact_map(chains[0], atom="CA")
     cb, _ = contact_map(chains[0], atom="CB")
     assert ca.sum() > 0 and cb.sum() > 0 and not np.array_equal(ca, cb)
+
+
+def test_casp_rr_writer(tmp_path):
+    seq = "A" * 60
+    prob = np.zeros((60, 60))
+    prob[0, 30] = 0.9
+    prob[2, 5] = 0.8  # separation 3: below min_separation
+    prob[10, 40] = 0.95
+    path = tmp_path / "t.rr"
+    write_casp_rr(str(path), "T1", seq, prob, top=2)
+    lines = path.read_text().splitlines()
+    assert lines[:5] == ["PFRMAT RR", "TARGET T1", "MODEL 1", "A" * 50, "A" * 10]
+    assert lines[5:] == ["11 41 0 8 0.9500", "1 31 0 8 0.9000", "END"]
+    with pytest.raises(ValueError, match=r"`prob` must have shape \(60, 60\)"):
+        write_casp_rr(str(path), "T1", seq, prob[:5])

@@ -44,6 +44,7 @@ __all__ = [
     "read_protein_json",
     "virtual_cb",
     "contact_map",
+    "write_casp_rr",
 ]
 
 #: The 20 standard amino acids, in one-hot order; anything else is "unknown".
@@ -224,3 +225,28 @@ def contact_map(chain: ProteinChain, threshold: float = 8.0, atom: str = "CA"):
     contacts = (dist < threshold) & mask[:, None] & mask[None]
     np.fill_diagonal(contacts, False)
     return contacts.astype(np.float32), mask.astype(np.float32)
+
+
+def write_casp_rr(path, target: str, sequence: str, prob, min_separation: int = 6, top=None):
+    """Write predicted contacts in the CASP RR format.
+
+    Header ``PFRMAT RR``, ``TARGET``, ``MODEL 1``, the sequence in lines of
+    50, then ``i j 0 8 p`` (1-based, ``i < j``, ``|i - j| >= min_separation``)
+    by decreasing probability, at most ``top`` lines, and ``END``.
+    """
+    prob = np.asarray(prob, np.float64)
+    length = len(sequence)
+    if prob.shape != (length, length):
+        raise ValueError(
+            f"Argument `prob` must have shape ({length}, {length}). Received {prob.shape}"
+        )
+    rows, cols = np.triu_indices(length, k=min_separation)
+    values = prob[rows, cols]
+    order = np.argsort(-values, kind="stable")[:top]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"PFRMAT RR\nTARGET {target}\nMODEL 1\n")
+        for start in range(0, length, 50):
+            handle.write(sequence[start : start + 50] + "\n")
+        for k in order:
+            handle.write(f"{rows[k] + 1} {cols[k] + 1} 0 8 {values[k]:.4f}\n")
+        handle.write("END\n")
