@@ -11,9 +11,27 @@ import keras
 
 from keras_symconv.layers import SymmetryGenerating2D, SymmetryPreserving2D
 
+#: Arguments every builder takes, with their defaults (the paper's L2 1e-5).
+COMMON_DEFAULTS = dict(
+    l2=1e-5,
+    batch_norm=True,
+    synchronized_batch_norm=False,
+    batch_norm_momentum=0.99,
+)
+
 
 class Blocks:
     """Factory of conv / batch-norm / activation blocks for one network."""
+
+    @classmethod
+    def from_config(cls, symmetric, cfg):
+        return cls(
+            symmetric,
+            cfg["l2"],
+            cfg["batch_norm"],
+            cfg["batch_norm_momentum"],
+            cfg["synchronized_batch_norm"],
+        )
 
     def __init__(self, symmetric, l2, batch_norm, batch_norm_momentum, synchronized_batch_norm):
         self.symmetric = symmetric

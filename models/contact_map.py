@@ -25,7 +25,7 @@ SCNN's output is symmetric.
 from __future__ import annotations
 
 import keras
-from keras_symconv.models._blocks import Blocks, check_overrides
+from keras_symconv.models._blocks import COMMON_DEFAULTS, Blocks, check_overrides
 
 from keras_symconv.layers import SelfCartesian, Symmetrize
 
@@ -43,22 +43,13 @@ _DEFAULTS = dict(
     blocks=(((13, 48), (9, 48), (5, 48)), ((13, 32), (9, 32)), ((9, 32), (5, 32))),
     final_blocks=(((5, 32),),),
     final_kernel=3,
-    l2=1e-5,
-    batch_norm=True,
-    synchronized_batch_norm=False,
-    batch_norm_momentum=0.99,
+    **COMMON_DEFAULTS,
 )
 
 
 def _build(symmetric, symmetrize_output, name, **overrides):
     cfg = check_overrides(_DEFAULTS, overrides)
-    b = Blocks(
-        symmetric,
-        cfg["l2"],
-        cfg["batch_norm"],
-        cfg["batch_norm_momentum"],
-        cfg["synchronized_batch_norm"],
-    )
+    b = Blocks.from_config(symmetric, cfg)
     seq = keras.Input((None, cfg["n1d"]), name="sequence_features")
     pair = keras.Input((None, None, cfg["n2d"]), name="pair_features")
     pairs = SelfCartesian(name="pairs")(

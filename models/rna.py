@@ -23,7 +23,7 @@ CNN 389,538 (paper, Table II: 239,198 and 387,798).
 from __future__ import annotations
 
 import keras
-from keras_symconv.models._blocks import Blocks, check_overrides
+from keras_symconv.models._blocks import COMMON_DEFAULTS, Blocks, check_overrides
 
 from keras_symconv.layers import SelfCartesian, Symmetrize
 
@@ -41,22 +41,13 @@ _DEFAULTS = dict(
     block3=((5, 20),),
     side_filters=20,
     final_kernel=3,
-    l2=1e-5,
-    batch_norm=True,
-    synchronized_batch_norm=False,
-    batch_norm_momentum=0.99,
+    **COMMON_DEFAULTS,
 )
 
 
 def _build(symmetric, symmetrize_output, name, **overrides):
     cfg = check_overrides(_DEFAULTS, overrides)
-    b = Blocks(
-        symmetric,
-        cfg["l2"],
-        cfg["batch_norm"],
-        cfg["batch_norm_momentum"],
-        cfg["synchronized_batch_norm"],
-    )
+    b = Blocks.from_config(symmetric, cfg)
     sequence = keras.Input((None, 5), name="sequence")
     pairs = SelfCartesian(name="pairs")(
         b.sequence_features(sequence, cfg["lstm_units"], cfg["dense_units"])
