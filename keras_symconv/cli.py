@@ -4,8 +4,9 @@
     symconv rna compare  (--data PATH... | --synthetic N) --out DIR
     symconv rna predict  MODEL INPUT... --out DIR
     symconv rna evaluate MODEL DATA...
+    symconv contact train|compare|predict|evaluate ... (the same, for proteins)
 
-``symconv rna <command> --help`` lists every option.
+``symconv <rna|contact> <command> --help`` lists every option.
 """
 
 from __future__ import annotations
@@ -57,15 +58,132 @@ def _task():
     return (kind == "chief" or (kind == "worker" and index == 0 and not has_chief)), index
 
 
-def build_model(kind, **kwargs):
-    from keras_symconv.models import build_rna_cnn, build_rna_scnn
+class RnaTask:
+    """RNA secondary structure: items are RNAStructure records."""
 
+    name = "rna"
+    title = "RNA"
+    input_shapes = ((None, 5),)
+    default_crop = 500
+
+    def build(self, kind, **kwargs):
+        from keras_symconv.models import build_rna_cnn, build_rna_scnn
+
+        return _build(kind, build_rna_scnn, build_rna_cnn, **kwargs)
+
+    def read(self, paths, args):
+        from keras_symconv.data import read_structures
+
+        return read_structures(paths)
+
+    def synthetic(self, args):
+        from keras_symconv.data import synthetic_rna_dataset
+
+        lo, hi = args.synthetic_length
+        return synthetic_rna_dataset(args.synthetic, lo, hi, seed=args.seed)
+
+    def dataset(self, items, batch_size, crop, seed, drop_remainder):
+        from keras_symconv.data.pipeline import rna_training_dataset
+
+        return rna_training_dataset(
+            items, batch_size, crop, seed=seed, drop_remainder=drop_remainder
+        )
+
+    def inputs(self, item):
+        return [item.one_hot()]
+
+    def native(self, item):
+        return item.contact_map()
+
+    def family(self, item):
+        return item.family
+
+    def extra_metrics(self, items, probs):
+        return {}
+
+
+class ContactTask:
+    """Protein contact maps: items are ContactExample records."""
+
+    name = "contact"
+    title = "contact-map"
+    input_shapes = ((None, 25), (None, None, 3))
+    default_crop = 100
+
+    def build(self, kind, **kwargs):
+        from keras_symconv.models import build_contact_cnn, build_contact_scnn
+
+        return _build(kind, build_contact_scnn, build_contact_cnn, **kwargs)
+
+    def read(self, paths, args):
+        from keras_symconv.data.contact import contact_example
+        from keras_symconv.data.protein import read_pdb, read_protein_json
+
+        files = []
+        for path in paths:
+            if os.path.isdir(path):
+                for root, dirs, names in os.walk(path):
+                    dirs.sort()
+                    files += [
+                        os.path.join(root, n)
+                        for n in sorted(names)
+                        if n.endswith((".json", ".pdb"))
+                    ]
+            elif os.path.isfile(path):
+                files.append(path)
+            else:
+                raise FileNotFoundError(f"{path}: no such file or folder")
+        chains = []
+        for f in files:
+            if f.endswith(".json"):
+                chains += read_protein_json(f)
+            elif f.endswith(".pdb"):
+                chains.append(read_pdb(f))
+            else:
+                raise UsageError(f"{f}: unknown protein format; expected .json or .pdb")
+        lo, hi = args.length
+        return [contact_example(c) for c in chains if lo <= len(c) <= hi]
+
+    def synthetic(self, args):
+        raise UsageError("symconv contact has no synthetic data: give --data")
+
+    def dataset(self, items, batch_size, crop, seed, drop_remainder):
+        from keras_symconv.data.contact import contact_training_dataset
+
+        return contact_training_dataset(
+            items, batch_size, crop, seed=seed, drop_remainder=drop_remainder
+        )
+
+    def inputs(self, item):
+        return [item.sequence_features, item.pair_features]
+
+    def native(self, item):
+        return item.contacts * (item.mask[:, None] * item.mask[None])
+
+    def family(self, item):
+        return None
+
+    def extra_metrics(self, items, probs):
+        import numpy as np
+
+        from keras_symconv.metrics import contact_precision
+
+        scores = [
+            contact_precision(e.contacts, p, e.mask) for e, p in zip(items, probs, strict=True)
+        ]
+        return {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
+
+
+TASKS = {"rna": RnaTask(), "contact": ContactTask()}
+
+
+def _build(kind, build_symmetric, build_plain, **kwargs):
     if kind == "scnn":
-        return build_rna_scnn(**kwargs)
+        return build_symmetric(**kwargs)
     if kind == "cnn":
-        return build_rna_cnn(**kwargs)
+        return build_plain(**kwargs)
     if kind == "cnn-sym":
-        return build_rna_cnn(symmetrize_output=True, **kwargs)
+        return build_plain(symmetrize_output=True, **kwargs)
     raise UsageError(f"unknown model {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
 
 
@@ -73,12 +191,13 @@ def trainable_params(model):
     return int(sum(int(w.numpy().size) for w in model.trainable_weights))
 
 
-def load_model(path):
-    """Load a ``.keras`` model made by this package, with clear errors."""
+def load_model(path, task=None):
+    """Load a ``.keras`` model made by this package for ``task``, with clear errors."""
     import keras
 
     import keras_symconv  # noqa: F401  (registers the layers)
 
+    task = task or TASKS["rna"]
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such model file")
     if not path.endswith(".keras"):
@@ -91,62 +210,62 @@ def load_model(path):
         ) from exc
     inputs, outputs = model.inputs, model.outputs
     if (
-        len(inputs) != 1
+        tuple(tuple(i.shape[1:]) for i in inputs) != task.input_shapes
         or len(outputs) != 1
-        or tuple(inputs[0].shape[1:]) != (None, 5)
         or len(outputs[0].shape) != 4
         or outputs[0].shape[-1] != 1
     ):
         raise UsageError(
-            f"{path}: not a keras-symconv RNA model (expects input (None, 5) and output "
-            f"(None, None, 1); this one has {[tuple(i.shape) for i in inputs]} -> "
-            f"{[tuple(o.shape) for o in outputs]})"
+            f"{path}: not a keras-symconv {task.title} model (expects inputs "
+            f"{list(task.input_shapes)} and output (None, None, 1); this one has "
+            f"{[tuple(i.shape[1:]) for i in inputs]} -> {[tuple(o.shape) for o in outputs]})"
         )
     return model
 
 
-def make_predictor(model):
-    """A compiled ``(1, L, 5) -> (L, L)`` probability function (no retracing).
+def make_predictor(model, task=None):
+    """A compiled ``item -> (L, L)`` probability function (no retracing).
 
-    The diagonal is set to 0: a base never pairs with itself, and the loss
-    never constrains the model there.
+    The diagonal is set to 0: a residue never pairs with itself, and the
+    loss never constrains the model there.
     """
     tf = _tf()
+    task = task or TASKS["rna"]
+    signature = [tf.TensorSpec((1,) + shape, tf.float32) for shape in task.input_shapes]
 
-    @tf.function(input_signature=[tf.TensorSpec((1, None, 5), tf.float32)])
-    def predict(x):
-        prob = model(x, training=False)[0, :, :, 0]
+    @tf.function(input_signature=signature)
+    def predict(*x):
+        prob = model(x[0] if len(x) == 1 else list(x), training=False)[0, :, :, 0]
         return tf.linalg.set_diag(prob, tf.zeros_like(tf.linalg.diag_part(prob)))
 
-    return lambda x: predict(tf.constant(x[None], tf.float32)).numpy()
+    return lambda item: predict(
+        *[tf.constant(a[None], tf.float32) for a in task.inputs(item)]
+    ).numpy()
 
 
-def evaluate_structures(predict, structures, threshold=0.5, strict=False):
+def evaluate_structures(predict, items, threshold=0.5, strict=False, task=None):
     """Decoded metrics (see :func:`keras_symconv.metrics.pair_metrics`) and timing."""
     from keras_symconv.metrics import pair_metrics
 
+    task = task or TASKS["rna"]
     start = time.perf_counter()
-    probs = [predict(s.one_hot()) for s in structures]
-    seconds = (time.perf_counter() - start) / len(structures)
-    result = pair_metrics([s.contact_map() for s in structures], probs, threshold, strict)
+    probs = [predict(item) for item in items]
+    seconds = (time.perf_counter() - start) / len(items)
+    natives = [task.native(item) for item in items]
+    result = pair_metrics(natives, probs, threshold, strict)
+    result.update(task.extra_metrics(items, probs))
     result["seconds_per_sequence"] = seconds
-    result["names"] = [s.name for s in structures]
-    result["families"] = [s.family for s in structures]
+    result["names"] = [item.name for item in items]
+    result["families"] = [task.family(item) for item in items]
     return result
 
 
-def _read_data(args):
-    from keras_symconv.data import read_structures, synthetic_rna_dataset
-
+def _read_data(args, task):
     if bool(args.data) == bool(args.synthetic):
         raise UsageError("give exactly one of --data and --synthetic")
-    if args.synthetic:
-        lo, hi = args.synthetic_length
-        structures = synthetic_rna_dataset(args.synthetic, lo, hi, seed=args.seed)
-    else:
-        structures = read_structures(args.data)
+    structures = task.synthetic(args) if args.synthetic else task.read(args.data, args)
     if args.valid:
-        return structures, read_structures(args.valid)
+        return structures, task.read(args.valid, args)
     if len(structures) < 2:
         raise UsageError("need at least 2 structures to split off a validation part")
     import numpy as np
@@ -185,13 +304,12 @@ def heatmap(path, maps, titles, suptitle=None):
 # --------------------------------------------------------------------------- training
 
 
-def train_model(kind, train, valid, args, out_dir, strategy=None, verbose=1):
+def train_model(task, kind, train, valid, args, out_dir, strategy=None, verbose=1):
     """Train one model; write model.keras (best), savedmodel/, run.json. Returns a summary."""
     tf = _tf()
     import keras
     import numpy as np
 
-    from keras_symconv.data.pipeline import rna_training_dataset
     from keras_symconv.losses import PairBinaryCrossentropy
     from keras_symconv.metrics import PairMetric
 
@@ -205,7 +323,7 @@ def train_model(kind, train, valid, args, out_dir, strategy=None, verbose=1):
     with strategy.scope():
         # Global batch statistics under a strategy, so that every replica
         # also ends with the same batch-norm moving statistics.
-        model = build_model(
+        model = task.build(
             kind,
             synchronized_batch_norm=args.strategy != "default",
             batch_norm_momentum=args.bn_momentum,
@@ -222,18 +340,18 @@ def train_model(kind, train, valid, args, out_dir, strategy=None, verbose=1):
     # One global-batch pipeline, the same (seeded) on every worker; under a
     # distribution strategy Keras splits each global batch across the
     # replicas. Full batches only then, so that every replica gets data.
-    dataset = rna_training_dataset(
-        train, args.batch_size, args.crop, seed=args.seed, drop_remainder=replicas > 1
+    dataset = task.dataset(
+        train, args.batch_size, args.crop, args.seed, drop_remainder=replicas > 1
     ).repeat()
 
-    predict = make_predictor(model)
+    predict = make_predictor(model, task)
     history: list[dict] = []
     model_path = os.path.join(out_dir, "model.keras")
     best_so_far = [-1.0]
 
     def end_of_epoch(epoch, seconds, logs):
         """Decoded validation metrics; keeps the best model. Updates `logs`."""
-        result = evaluate_structures(predict, valid, args.threshold)
+        result = evaluate_structures(predict, valid, args.threshold, task=task)
         logs.update(
             val_ppv=result["ppv"], val_sen=result["sensitivity"], val_acc=result["accuracy"]
         )
@@ -273,17 +391,19 @@ def train_model(kind, train, valid, args, out_dir, strategy=None, verbose=1):
             shuffle=False,  # the pipeline shuffles, seeded
             verbose=verbose,
         )
-    best = load_model(model_path)
+    best = load_model(model_path, task)
     best.export(os.path.join(out_dir, "savedmodel"), verbose=False)
-    best_predict = make_predictor(best)
-    final = evaluate_structures(best_predict, valid, args.threshold)
+    best_predict = make_predictor(best, task)
+    final = evaluate_structures(best_predict, valid, args.threshold, task=task)
     summary = {
         "model": kind,
         "trainable_params": trainable_params(model),
         "train_sequences": len(train),
         "valid_sequences": len(valid),
         "seconds_per_epoch": float(np.median([h["seconds"] for h in history])),
-        "best_valid": {k: final[k] for k in ("ppv", "sensitivity", "accuracy")},
+        "best_valid": {
+            k: v for k, v in final.items() if k not in ("per_sequence", "names", "families")
+        },
         "inference_seconds_per_sequence": final["seconds_per_sequence"],
         "history": history,
         "settings": {k: v for k, v in vars(args).items() if k != "func"},
@@ -335,21 +455,23 @@ def _fit_multiworker(model, strategy, dataset, steps, args, end_of_epoch):
 
 
 def cmd_train(args):
+    task = TASKS[args.domain]
     strategy = _make_strategy(args.strategy)
-    train, valid = _read_data(args)
-    summary, _ = train_model(args.model, train, valid, args, args.out, strategy, args.verbose)
+    train, valid = _read_data(args, task)
+    summary, _ = train_model(task, args.model, train, valid, args, args.out, strategy, args.verbose)
     print(json.dumps({k: summary[k] for k in ("model", "trainable_params", "best_valid")}))
     return 0
 
 
 def cmd_compare(args):
+    task = TASKS[args.domain]
     strategy = _make_strategy(args.strategy)
-    train, valid = _read_data(args)
+    train, valid = _read_data(args, task)
     rows, predictors = [], {}
     for kind in args.models:
         print(f"== training {kind} ==", flush=True)
         summary, predictors[kind] = train_model(
-            kind, train, valid, args, os.path.join(args.out, kind), strategy, args.verbose
+            task, kind, train, valid, args, os.path.join(args.out, kind), strategy, args.verbose
         )
         rows.append(summary)
     table = [
@@ -365,9 +487,9 @@ def cmd_compare(args):
     text = "\n".join(table)
     print(text)
     example = max(valid, key=len) if args.heatmap_longest else valid[0]
-    maps = [example.contact_map()] + [predictors[k](example.one_hot()) for k in args.models]
+    maps = [task.native(example)] + [predictors[k](example) for k in args.models]
     png = os.path.join(args.out, "heatmaps.png")
-    heatmap(png, maps, ["native"] + list(args.models), f"{example.name} ({len(example)} nt)")
+    heatmap(png, maps, ["native"] + list(args.models), f"{example.name} (L = {len(example)})")
     with open(os.path.join(args.out, "compare.md"), "w") as handle:
         handle.write(text + "\n")
     with open(os.path.join(args.out, "compare.json"), "w") as handle:
@@ -391,23 +513,34 @@ def _read_inputs(paths):
     return items
 
 
+def _stems():
+    """Unique, file-system-safe file stems for possibly repeated names."""
+    seen: dict[str, int] = {}
+
+    def stem(name):
+        base = _safe_name(name)
+        seen[base] = seen.get(base, 0) + 1
+        return base if seen[base] == 1 else f"{base}_{seen[base]}"
+
+    return stem
+
+
 def cmd_predict(args):
-    from keras_symconv.data import RNAStructure, one_hot, to_dot_bracket, write_ct
+    if args.domain == "contact":
+        return _predict_contacts(args)
+    from keras_symconv.data import RNAStructure, to_dot_bracket, write_ct
     from keras_symconv.metrics import decode_pairs
 
     model = load_model(args.model)
     predict = make_predictor(model)
     os.makedirs(args.out, exist_ok=True)
-    seen: dict[str, int] = {}
+    stem = _stems()
     for name, sequence in _read_inputs(args.inputs):
-        prob = predict(one_hot(sequence))
+        structure = RNAStructure.from_pairs(name, sequence, [])
+        prob = predict(structure)
         pairs = decode_pairs(prob, args.threshold, strict=True)
         structure = RNAStructure.from_pairs(name, sequence, pairs)
-        stem = _safe_name(name)
-        seen[stem] = seen.get(stem, 0) + 1
-        if seen[stem] > 1:
-            stem = f"{stem}_{seen[stem]}"
-        base = os.path.join(args.out, stem)
+        base = os.path.join(args.out, stem(name))
         with open(base + ".dbn", "w") as handle:
             handle.write(f">{name}\n{sequence}\n{to_dot_bracket(structure)}\n")
         write_ct(base + ".ct", [structure])
@@ -417,12 +550,47 @@ def cmd_predict(args):
     return 0
 
 
-def cmd_evaluate(args):
-    from keras_symconv.data import read_structures
+def _predict_contacts(args):
+    from keras_symconv.data.protein import write_casp_rr
 
-    model = load_model(args.model)
-    structures = read_structures(args.data)
-    result = evaluate_structures(make_predictor(model), structures, args.threshold, args.strict)
+    task = TASKS["contact"]
+    model = load_model(args.model, task)
+    predict = make_predictor(model, task)
+    os.makedirs(args.out, exist_ok=True)
+    args.length = (1, 10**9)
+    stem = _stems()
+    for example in task.read(args.inputs, args):
+        prob = predict(example)
+        sequence = _sequence_from_features(example.sequence_features)
+        base = os.path.join(args.out, stem(example.name))
+        write_casp_rr(base + ".rr", example.name, sequence, prob, top=args.top)
+        if not args.no_png:
+            heatmap(
+                base + ".png",
+                [task.native(example), prob],
+                ["native", f"predicted ({len(example)} residues)"],
+                example.name,
+            )
+        print(f"{example.name}: {len(example)} residues -> {base}.rr", flush=True)
+    return 0
+
+
+def _sequence_from_features(features_1d):
+    from keras_symconv.data.protein import AMINO_ACIDS
+
+    letters = AMINO_ACIDS + "X"
+    return "".join(letters[k] for k in features_1d[:, :21].argmax(1))
+
+
+def cmd_evaluate(args):
+    task = TASKS[args.domain]
+    model = load_model(args.model, task)
+    structures = task.read(args.data, args)
+    if not structures:
+        raise UsageError("no structures to evaluate")
+    result = evaluate_structures(
+        make_predictor(model, task), structures, args.threshold, args.strict, task=task
+    )
     rows = [("all", list(range(len(structures))))]
     families = sorted({f for f in result["families"] if f})
     for fam in families:
@@ -437,6 +605,13 @@ def cmd_evaluate(args):
     decoding = "strict one pair per base" if args.strict else "the paper's (authors') rule"
     print(f"decoding: {decoding}, threshold {args.threshold}")
     print("\n".join(lines))
+    extra = {}
+    for key in ("long_L", "long_L/2", "long_L/5", "medium_L", "medium_L/2", "medium_L/5"):
+        if key in result:
+            extra[key] = result[key]
+    if extra:
+        print("top-L precision: " + ", ".join(f"{k} {v:.3f}" for k, v in extra.items()))
+        summary["all"].update(extra)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(
@@ -454,18 +629,28 @@ def cmd_evaluate(args):
 # --------------------------------------------------------------------------- parser
 
 
-def _add_training_args(p):
+def _add_training_args(p, domain):
+    rna = domain == "rna"
     src = p.add_argument_group("data")
-    src.add_argument("--data", nargs="+", metavar="PATH", help="structure files or folders")
-    src.add_argument("--synthetic", type=int, metavar="N", help="N synthetic RNAs instead")
     src.add_argument(
-        "--synthetic-length",
-        type=int,
-        nargs=2,
-        default=(60, 160),
-        metavar=("MIN", "MAX"),
-        help="length range of synthetic RNAs",
+        "--data",
+        nargs="+",
+        metavar="PATH",
+        help="structure files or folders" if rna else ".json / .pdb files or folders",
     )
+    if rna:
+        src.add_argument("--synthetic", type=int, metavar="N", help="N synthetic RNAs instead")
+        src.add_argument(
+            "--synthetic-length",
+            type=int,
+            nargs=2,
+            default=(60, 160),
+            metavar=("MIN", "MAX"),
+            help="length range of synthetic RNAs",
+        )
+    else:
+        p.set_defaults(synthetic=None)
+        _add_length(src)
     src.add_argument(
         "--valid",
         nargs="+",
@@ -473,10 +658,13 @@ def _add_training_args(p):
         help="validation files (default: split off --valid-fraction)",
     )
     src.add_argument("--valid-fraction", type=float, default=0.1)
+    crop = TASKS[domain].default_crop
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=10, help="global batch (paper: 10)")
-    p.add_argument("--crop", type=int, default=500, help="longest training window (paper: 500)")
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (paper: 2e-3)")
+    p.add_argument(
+        "--crop", type=int, default=crop, help=f"longest training window (paper: {crop})"
+    )
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     p.add_argument("--positive-weight", type=float, default=5.0)
     p.add_argument(
         "--bn-momentum",
@@ -506,42 +694,60 @@ def _add_training_args(p):
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
 
 
+def _add_length(group):
+    group.add_argument(
+        "--length",
+        type=int,
+        nargs=2,
+        default=(1, 10**9),
+        metavar=("MIN", "MAX"),
+        help="keep chains of this length range (the paper: 25 100)",
+    )
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="symconv", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="domain", required=True)
-    rna = sub.add_parser("rna", help="RNA secondary structure")
-    cmds = rna.add_subparsers(dest="command", required=True)
+    helps = {"rna": "RNA secondary structure", "contact": "protein contact maps"}
+    for domain, text in helps.items():
+        cmds = sub.add_parser(domain, help=text).add_subparsers(dest="command", required=True)
 
-    p = cmds.add_parser("train", help="train one model")
-    _add_training_args(p)
-    p.add_argument("--model", choices=MODEL_KINDS, default="scnn")
-    p.set_defaults(func=cmd_train)
+        p = cmds.add_parser("train", help="train one model")
+        _add_training_args(p, domain)
+        p.add_argument("--model", choices=MODEL_KINDS, default="scnn")
+        p.set_defaults(func=cmd_train)
 
-    p = cmds.add_parser("compare", help="train several models on the same data, side by side")
-    _add_training_args(p)
-    p.add_argument("--models", nargs="+", choices=MODEL_KINDS, default=["cnn", "scnn"])
-    p.add_argument(
-        "--heatmap-longest",
-        action="store_true",
-        help="plot the longest validation sequence (default: the first)",
-    )
-    p.set_defaults(func=cmd_compare)
+        p = cmds.add_parser("compare", help="train several models on the same data, side by side")
+        _add_training_args(p, domain)
+        p.add_argument("--models", nargs="+", choices=MODEL_KINDS, default=["cnn", "scnn"])
+        p.add_argument(
+            "--heatmap-longest",
+            action="store_true",
+            help="plot the longest validation item (default: the first)",
+        )
+        p.set_defaults(func=cmd_compare)
 
-    p = cmds.add_parser("predict", help="predict structures of sequences")
-    p.add_argument("model", help="a .keras file written by 'symconv rna train'")
-    p.add_argument("inputs", nargs="+", help=".fa/.fasta files, or structure files/folders")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--no-png", action="store_true", help="skip the heatmaps")
-    p.set_defaults(func=cmd_predict)
+        p = cmds.add_parser("predict", help="predict pair maps")
+        p.add_argument("model", help=f"a .keras file written by 'symconv {domain} train'")
+        if domain == "rna":
+            p.add_argument("inputs", nargs="+", help=".fa/.fasta files, or structure files/folders")
+        else:
+            p.add_argument("inputs", nargs="+", help=".json / .pdb files or folders")
+            p.add_argument("--top", type=int, default=None, help="at most this many RR lines")
+        p.add_argument("--out", required=True, metavar="DIR")
+        p.add_argument("--threshold", type=float, default=0.5)
+        p.add_argument("--no-png", action="store_true", help="skip the heatmaps")
+        p.set_defaults(func=cmd_predict)
 
-    p = cmds.add_parser("evaluate", help="the paper's metrics on structure files")
-    p.add_argument("model")
-    p.add_argument("data", nargs="+", help="structure files or folders")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--strict", action="store_true", help="strict one-pair-per-base decoding")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    p.set_defaults(func=cmd_evaluate)
+        p = cmds.add_parser("evaluate", help="the paper's metrics on structure files")
+        p.add_argument("model")
+        p.add_argument("data", nargs="+", help="structure files or folders")
+        p.add_argument("--threshold", type=float, default=0.5)
+        p.add_argument("--strict", action="store_true", help="strict one-pair-per-base decoding")
+        p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+        if domain == "contact":
+            _add_length(p)
+        p.set_defaults(func=cmd_evaluate)
     return parser
 
 

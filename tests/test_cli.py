@@ -207,3 +207,45 @@ def test_multiworker_two_local_processes(tmp_path):
     assert run["replicas"] == 2
     x = data.one_hot("GGGAAACCCUUUAGCUAGCUAGGC")[None]
     ks.check_symmetric(chief(x).numpy())
+
+
+def _random_chain_json(path, rng, lengths):
+    records = []
+    for k, n in enumerate(lengths):
+        steps = rng.normal(size=(n, 3))
+        steps *= 3.8 / np.linalg.norm(steps, axis=1, keepdims=True)
+        ca = np.cumsum(steps, axis=0)
+        coords = np.stack([ca - 1.0, ca, ca + 1.0, ca + 2.0], axis=1).round(3).tolist()
+        coords[3][1] = None  # one missing C-alpha
+        seq = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), size=n))
+        records.append({"name": f"p{k}", "seq": seq, "coords": coords})
+    path.write_text(json.dumps(records))
+
+
+def test_contact_train_predict_evaluate(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data_file = tmp_path / "chains.json"
+    _random_chain_json(data_file, rng, [30, 34, 38, 42, 46, 50, 26, 60])
+    out = tmp_path / "contact"
+    args = ["contact", "train", "--data", str(data_file), "--length", "25", "55",
+            "--epochs", "1", "--batch-size", "3", "--crop", "30", "--verbose", "0",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["trainable_params"] == 1_364_788
+    assert run["train_sequences"] + run["valid_sequences"] == 7  # the 60-residue chain is out
+    assert "long_L/5" in run["best_valid"] and "medium_L/5" in run["best_valid"]
+    model = str(out / "model.keras")
+    pred = tmp_path / "pred"
+    assert main(["contact", "predict", model, str(data_file), "--out", str(pred),
+                 "--top", "10"]) == 0  # fmt: skip
+    lines = (pred / "p0.rr").read_text().splitlines()
+    assert lines[:3] == ["PFRMAT RR", "TARGET p0", "MODEL 1"] and lines[-1] == "END"
+    assert len(lines) == 3 + 1 + 10 + 1
+    assert (pred / "p7.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert main(["contact", "evaluate", model, str(data_file)]) == 0
+    text = capsys.readouterr().out
+    assert "| all | 8 |" in text and "top-L precision: long_L" in text
+    # An RNA model is not a contact model.
+    assert main(["contact", "evaluate", str(tmp_path / "nope.keras"), str(data_file)]) == 2
