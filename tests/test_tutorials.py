@@ -58,3 +58,18 @@ def test_tutorial_02_rna_tiny(tmp_path):
     assert _figure(r"SavedModel max diff from Keras: ([0-9.e+-]+)", out) < 1e-5
     assert (tmp_path / "rna_heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "rna_scnn.keras").exists()
+
+
+def test_tutorial_03_contact_maps_tiny(tmp_path):
+    out = run_tutorial(
+        "03_contact_maps.py", tmp_path, "--count", "10", "--epochs", "1", "--crop", "40"
+    )
+    assert "read 10 chains" in out
+    assert "1 masked" in out
+    assert "features: 1D (" in out and ", 25), 2D (" in out
+    assert "strongest MI-APC coupling in the toy alignment: columns (2, 7)" in out
+    assert "trainable parameters: SCNN 1364788 CNN 2427668" in out.replace(",", "")
+    for label in ("PPV", "Sen", "Acc"):
+        assert 0.0 <= _figure(rf"validation: .*?{label} ([0-9.]+)", out) <= 1.0
+    assert _figure(r"largest asymmetry of a predicted map: ([0-9.e+-]+)", out) < 1e-5
+    assert (tmp_path / "contact_heatmap.png").read_bytes()[:4] == b"\x89PNG"
