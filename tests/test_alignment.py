@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from keras_symconv.data import features
-from keras_symconv.data.alignment import local_alignment, map_alignment_to_chain, read_alignment
+from keras_symconv.data.alignment import (
+    local_alignment,
+    map_alignment_to_chain,
+    read_alignment,
+)
 from keras_symconv.data.protein import read_pdb
 
 SHARED_PFAM = os.path.join(
