@@ -142,7 +142,38 @@ class ContactTask:
             else:
                 raise UsageError(f"{f}: unknown protein format; expected .json or .pdb")
         lo, hi = args.length
-        return [contact_example(c) for c in chains if lo <= len(c) <= hi]
+        chains = [c for c in chains if lo <= len(c) <= hi]
+        alignments = self._alignments(getattr(args, "alignments", None))
+        examples = []
+        for chain in chains:
+            codes = None
+            if alignments:
+                from keras_symconv.data.alignment import find_alignment
+
+                try:
+                    _, codes, info = find_alignment(alignments, chain.sequence)
+                except ValueError:
+                    print(
+                        f"symconv: {chain.name}: no alignment matches; its alignment "
+                        "features are zero",
+                        file=sys.stderr,
+                    )
+            examples.append(contact_example(chain, codes))
+        return examples
+
+    @staticmethod
+    def _alignments(folder):
+        if not folder:
+            return []
+        from keras_symconv.data.alignment import read_alignment
+
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"{folder}: no such folder")
+        paths = sorted(os.path.join(folder, n) for n in os.listdir(folder))
+        alignments = [read_alignment(p) for p in paths if os.path.isfile(p)]
+        if not alignments:
+            raise UsageError(f"{folder}: no alignment files")
+        return alignments
 
     def synthetic(self, args):
         raise UsageError("symconv contact has no synthetic data: give --data")
@@ -557,7 +588,6 @@ def _predict_contacts(args):
     model = load_model(args.model, task)
     predict = make_predictor(model, task)
     os.makedirs(args.out, exist_ok=True)
-    args.length = (1, 10**9)
     stem = _stems()
     for example in task.read(args.inputs, args):
         prob = predict(example)
@@ -696,6 +726,12 @@ def _add_training_args(p, domain):
 
 def _add_length(group):
     group.add_argument(
+        "--alignments",
+        metavar="DIR",
+        help="folder of aligned FASTA files; each chain takes the one it maps onto "
+        "(keras_symconv.data.alignment.find_alignment) for its co-evolution features",
+    )
+    group.add_argument(
         "--length",
         type=int,
         nargs=2,
@@ -734,6 +770,7 @@ def build_parser():
         else:
             p.add_argument("inputs", nargs="+", help=".json / .pdb files or folders")
             p.add_argument("--top", type=int, default=None, help="at most this many RR lines")
+            _add_length(p)
         p.add_argument("--out", required=True, metavar="DIR")
         p.add_argument("--threshold", type=float, default=0.5)
         p.add_argument("--no-png", action="store_true", help="skip the heatmaps")

@@ -247,5 +247,28 @@ def test_contact_train_predict_evaluate(tmp_path, capsys):
     assert main(["contact", "evaluate", model, str(data_file)]) == 0
     text = capsys.readouterr().out
     assert "| all | 8 |" in text and "top-L precision: long_L" in text
-    # An RNA model is not a contact model.
     assert main(["contact", "evaluate", str(tmp_path / "nope.keras"), str(data_file)]) == 2
+    assert "nope.keras: no such model file" in capsys.readouterr().err
+
+    # Alignment features: chain p1's alignment holds its sequence (with a gap
+    # column); the others match no alignment and say so.
+    chains = json.loads(data_file.read_text())
+    seq = chains[1]["seq"]
+    rows = [seq[:10] + "-" + seq[10:]] + [
+        "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY-"), size=len(seq) + 1)) for _ in range(30)
+    ]
+    aln_dir = tmp_path / "aln"
+    aln_dir.mkdir()
+    (aln_dir / "fam.fa").write_text("".join(f">r{k}\n{r}\n" for k, r in enumerate(rows)))
+    assert main(["contact", "evaluate", model, str(data_file), "--alignments", str(aln_dir)]) == 0
+    captured = capsys.readouterr()
+    assert "p0: no alignment matches; its alignment features are zero" in captured.err
+    assert "p1: no alignment matches" not in captured.err
+    from keras_symconv.cli import TASKS, build_parser
+
+    args = build_parser().parse_args(
+        ["contact", "evaluate", model, str(data_file), "--alignments", str(aln_dir)]
+    )
+    examples = {e.name: e for e in TASKS["contact"].read([str(data_file)], args)}
+    assert np.abs(examples["p1"].pair_features[..., :2]).sum() > 0
+    assert np.all(examples["p0"].pair_features[..., :2] == 0)
