@@ -95,6 +95,9 @@ class RnaTask:
     def native(self, item):
         return item.contact_map()
 
+    def restrict(self, item, prob):
+        return prob
+
     def family(self, item):
         return item.family
 
@@ -191,6 +194,10 @@ class ContactTask:
     def native(self, item):
         return item.contacts * (item.mask[:, None] * item.mask[None])
 
+    def restrict(self, item, prob):
+        """Residues without coordinates are left out of the metrics."""
+        return prob * (item.mask[:, None] * item.mask[None])
+
     def family(self, item):
         return None
 
@@ -282,6 +289,7 @@ def evaluate_structures(predict, items, threshold=0.5, strict=False, task=None):
     start = time.perf_counter()
     probs = [predict(item) for item in items]
     seconds = (time.perf_counter() - start) / len(items)
+    probs = [task.restrict(item, prob) for item, prob in zip(items, probs, strict=True)]
     natives = [task.native(item) for item in items]
     result = pair_metrics(natives, probs, threshold, strict)
     result.update(task.extra_metrics(items, probs))

@@ -247,6 +247,22 @@ def test_contact_train_predict_evaluate(tmp_path, capsys):
     assert main(["contact", "evaluate", model, str(data_file)]) == 0
     text = capsys.readouterr().out
     assert "| all | 8 |" in text and "top-L precision: long_L" in text
+    # Masked residues never count: a perfect predictor that also claims pairs
+    # with the residue lacking coordinates keeps PPV 1.
+    from keras_symconv.cli import TASKS, build_parser, evaluate_structures
+
+    task = TASKS["contact"]
+    parsed = build_parser().parse_args(["contact", "evaluate", model, str(data_file)])
+    examples = task.read([str(data_file)], parsed)
+    assert all(e.mask[3] == 0 for e in examples)
+
+    def claims_masked(example):
+        prob = 0.9 * example.contacts
+        prob[3, :] = prob[:, 3] = 0.99
+        return prob
+
+    result = evaluate_structures(claims_masked, examples, task=task)
+    assert result["ppv"] == 1.0 and 0 < result["sensitivity"] < 1
     assert main(["contact", "evaluate", str(tmp_path / "nope.keras"), str(data_file)]) == 2
     assert "nope.keras: no such model file" in capsys.readouterr().err
 
@@ -264,8 +280,6 @@ def test_contact_train_predict_evaluate(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "p0: no alignment matches; its alignment features are zero" in captured.err
     assert "p1: no alignment matches" not in captured.err
-    from keras_symconv.cli import TASKS, build_parser
-
     args = build_parser().parse_args(
         ["contact", "evaluate", model, str(data_file), "--alignments", str(aln_dir)]
     )
