@@ -271,7 +271,7 @@ def make_predictor(model, task=None):
     task = task or TASKS["rna"]
     signature = [tf.TensorSpec((1,) + shape, tf.float32) for shape in task.input_shapes]
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)
     def predict(*x):
         prob = model(x[0] if len(x) == 1 else list(x), training=False)[0, :, :, 0]
         return tf.linalg.set_diag(prob, tf.zeros_like(tf.linalg.diag_part(prob)))
