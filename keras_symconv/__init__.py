@@ -27,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from keras_symconv import data, initializers, kernels, layers, losses, metrics, utils  # noqa: E402
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform  # noqa: E402
 from keras_symconv.layers import (  # noqa: E402
+    FusedSymmetryGenerating2D,
     SelfCartesian,
     Symmetrize,
     SymmetryGenerating2D,
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SelfCartesian",
     "SymmetryGenerating2D",
+    "FusedSymmetryGenerating2D",
     "SymmetryPreserving2D",
     "Symmetrize",
     "HalfGlorotUniform",

@@ -26,7 +26,13 @@ import tensorflow as tf
 from keras_symconv import kernels
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform
 
-__all__ = ["SelfCartesian", "SymmetryGenerating2D", "SymmetryPreserving2D", "Symmetrize"]
+__all__ = [
+    "SelfCartesian",
+    "SymmetryGenerating2D",
+    "SymmetryPreserving2D",
+    "Symmetrize",
+    "FusedSymmetryGenerating2D",
+]
 
 _INITIALIZER_ALIASES = {
     "half_glorot_uniform": HalfGlorotUniform,
@@ -442,3 +448,96 @@ class Symmetrize(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class FusedSymmetryGenerating2D(_SymmetricConv2D):
+    """``SelfCartesian`` then ``SymmetryGenerating2D``, without the pair tensor.
+
+    Takes the sequence ``(batch, L, n)`` and returns exactly what
+    ``SymmetryGenerating2D`` returns on its self-Cartesian product
+    ``(batch, L, L, 2n)`` with the same packed kernel, borders included, for
+    every kernel size, padding, stride and dilation; the ``(L, L, 2n)``
+    tensor is never built. With ``S`` the packed kernel and ``m`` the 0/1
+    in-bounds mask of the (implicitly) padded positions::
+
+        Z[s, t] = T[s, t] + T[t, s],   T[s, t] = sum_b V[s, b] m(t, b),
+        V[s, b] = sum_a x_pad(s * stride + a * dilation) . S[a, b]
+
+    ``V`` is one 1D convolution of the sequence (cost ~ L C^2 n F) and ``T``
+    a contraction over the C kernel columns (~ L^2 C F), instead of a 2D
+    convolution over ``(L, L, 2n)`` (~ L^2 C^2 2n F). The output is bitwise
+    symmetric. Its ``packed_kernel`` has the shape of the unfused layer's,
+    so weights move between the two with ``get_weights``/``set_weights``.
+
+    Arguments are those of :class:`SymmetryGenerating2D`.
+
+    Input shape:
+        ``(batch, L, n)``.
+
+    Output shape:
+        ``(batch, L', L', filters)``.
+    """
+
+    _generating = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3:
+            raise ValueError(
+                "FusedSymmetryGenerating2D expects a 3D input (batch, L, n). "
+                f"Received: input_shape={input_shape}"
+            )
+        if input_shape[-1] is None:
+            raise ValueError(
+                "The channel dimension of the input of FusedSymmetryGenerating2D must be "
+                f"known. Received: input_shape={input_shape}"
+            )
+        n = int(input_shape[-1])
+        super().build((input_shape[0], input_shape[1], input_shape[1], 2 * n))
+        self._expand_half = kernels.make_kernel_expander(self.kernel_size, generating=False)
+        self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: n})
+
+    def call(self, inputs):
+        c, stride, dilation = self.kernel_size, self.strides, self.dilation_rate
+        half = tf.cast(self._expand_half(tf.convert_to_tensor(self.packed_kernel)), inputs.dtype)
+        n, filters = tf.shape(half)[2], self.filters
+        # (a, b, k, f) -> (a, k, b, f) -> 1D kernel (a, k, b * F)
+        kernel_1d = tf.reshape(tf.transpose(half, [0, 2, 1, 3]), [c, n, c * filters])
+        v = tf.nn.convolution(
+            inputs, kernel_1d, strides=stride, padding=self.padding.upper(), dilations=dilation
+        )
+        out_len = tf.shape(v)[1]
+        v = tf.reshape(v, [tf.shape(v)[0], out_len, c, filters])
+        # In-bounds mask m(t, b) of the padded positions, as TensorFlow pads.
+        length = tf.shape(inputs)[1]
+        effective = (c - 1) * dilation + 1
+        if self.padding == "same":
+            total = tf.maximum((out_len - 1) * stride + effective - length, 0)
+            pad_before = total // 2
+        else:
+            pad_before = 0
+        pos = tf.range(out_len)[:, None] * stride + tf.range(c)[None, :] * dilation - pad_before
+        mask = tf.cast((pos >= 0) & (pos < length), v.dtype)
+        t = tf.einsum("bscf,tc->bstf", v, mask)
+        outputs = t + tf.transpose(t, [0, 2, 1, 3])
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, outputs.dtype))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        batch, length, _ = input_shape
+        return super().compute_output_shape((batch, length, length, None))
+
+    def to_conv2d(self):
+        raise NotImplementedError(
+            "FusedSymmetryGenerating2D takes the sequence, not a pair tensor: for a stock "
+            "Conv2D, move its weights into a SymmetryGenerating2D after a SelfCartesian and "
+            "call to_conv2d() there."
+        )
