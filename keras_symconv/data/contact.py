@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_symconv.data import features
-from keras_symconv.data.pipeline import _options, _window_batches
+from keras_symconv.data.pipeline import _window_batches
 from keras_symconv.data.protein import ProteinChain, contact_map
 from keras_symconv.losses import IGNORE_LABEL
 
@@ -95,17 +95,7 @@ def _nest(seq, pair, y, *lengths):
     return ((seq, pair), y, *lengths)
 
 
-def contact_training_dataset(
-    examples: Sequence[ContactExample],
-    batch_size: int,
-    max_length: int | None = 100,
-    seed: int = 0,
-    crop: str = "paper",
-    shuffle: bool = True,
-    drop_remainder: bool = False,
-    return_lengths: bool = False,
-) -> tf.data.Dataset:
-    """Random-window training batches; arguments as ``rna_training_dataset``."""
+def _batches(examples, batch_size, max_length, seed, crop, shuffle, drop_remainder, lengths):
     examples = list(examples)
     dataset = _window_batches(
         examples,
@@ -118,23 +108,27 @@ def contact_training_dataset(
         crop,
         shuffle,
         drop_remainder,
-        return_lengths,
+        lengths,
     )
     return dataset.map(_nest)
 
 
+def contact_training_dataset(
+    examples: Sequence[ContactExample],
+    batch_size: int,
+    max_length: int | None = 100,
+    seed: int = 0,
+    crop: str = "paper",
+    shuffle: bool = True,
+    drop_remainder: bool = False,
+    return_lengths: bool = False,
+) -> tf.data.Dataset:
+    """Random-window training batches; arguments as ``rna_training_dataset``."""
+    return _batches(
+        examples, batch_size, max_length, seed, crop, shuffle, drop_remainder, return_lengths
+    )
+
+
 def contact_eval_dataset(examples: Sequence[ContactExample]) -> tf.data.Dataset:
     """Whole chains, one per batch, in the given order."""
-    examples = list(examples)
-    if not examples:
-        raise ValueError("Argument `examples` is empty.")
-
-    def generate():
-        for e in examples:
-            seq, pair, y = e.window(0, len(e))
-            yield seq[None], pair[None], y[None]
-
-    signature = tuple(tf.TensorSpec((1,) + spec, tf.float32) for spec in _specs(examples))
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(examples)))
-    return dataset.map(_nest).with_options(_options())
+    return _batches(examples, 1, None, 0, "pad", False, False, False)

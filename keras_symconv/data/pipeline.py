@@ -161,23 +161,16 @@ def rna_eval_dataset(
     structures: Sequence[RNAStructure], return_lengths: bool = False
 ) -> tf.data.Dataset:
     """Whole sequences, one per batch, in the given order."""
-    _check(structures, 1, None)
-    structures = list(structures)
-
-    def generate():
-        for s in structures:
-            x, y = encode_structure(s)
-            if return_lengths:
-                yield x[None], y[None], np.array([len(s)], np.int32)
-            else:
-                yield x[None], y[None]
-
-    signature = (
-        tf.TensorSpec((1, None, 5), tf.float32),
-        tf.TensorSpec((1, None, None, 1), tf.float32),
+    return _window_batches(
+        structures,
+        encode_structure,
+        ((None, 5), (None, None, 1)),
+        (0.0, IGNORE_LABEL),
+        1,
+        None,
+        0,
+        "pad",
+        False,
+        False,
+        return_lengths,
     )
-    if return_lengths:
-        signature += (tf.TensorSpec((1,), tf.int32),)
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(structures)))
-    return dataset.with_options(_options())
