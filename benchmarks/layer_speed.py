@@ -57,18 +57,23 @@ def make_steps(layer, x, jit):
     )
 
 
-def time_pair(step_a, step_b, x, reps, warmup=2):
-    """Interleaved timing; returns the median seconds of each."""
+def time_many(steps, x, reps, warmup=2):
+    """Interleaved timing of several steps on ``x``; the median seconds of each."""
     for _ in range(warmup):
-        step_a(x).numpy()
-        step_b(x).numpy()
-    times_a, times_b = [], []
+        for step in steps:
+            step(x).numpy()
+    times = [[] for _ in steps]
     for _ in range(reps):
-        for step, times in ((step_a, times_a), (step_b, times_b)):
+        for step, record in zip(steps, times, strict=True):
             start = time.perf_counter()
             step(x).numpy()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times_a), statistics.median(times_b)
+            record.append(time.perf_counter() - start)
+    return [statistics.median(record) for record in times]
+
+
+def time_pair(step_a, step_b, x, reps, warmup=2):
+    """Interleaved timing; returns the median seconds of each."""
+    return tuple(time_many([step_a, step_b], x, reps, warmup))
 
 
 def main():

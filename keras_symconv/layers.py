@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_symconv import kernels
+from keras_symconv import kernels, triangular
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform
 
 __all__ = [
@@ -374,7 +374,22 @@ class SymmetryPreserving2D(_SymmetricConv2D):
     ``(C(C+1)/2, m, F)``; its gradient is the paper's eq. 5.
 """
         + _CONV_ARGS_DOC
-        + """
+        + """        compute: how the output is computed; the result is the same.
+            ``"full"``: one ``conv2d`` over the whole map.
+            ``"triangular"``: only the entries on and above the diagonal, in
+            row strips, mirrored with one gather (bitwise symmetric output);
+            the backward pass is halved the same way (see
+            :mod:`keras_symconv.triangular`). Needs ``strides=1`` and an
+            input that is symmetric, as this layer's contract says (a
+            non-symmetric input gives the triangle's mirror, not the full
+            convolution; the input gradient is the symmetric part of the
+            full one, which is all a symmetric network upstream receives).
+            Maps too small for the strips are computed in full.
+            ``"auto"`` (default): triangular where it was measured faster
+            on this library's benchmark grid (``strides == 1``, output side
+            at least :attr:`TRIANGULAR_MIN_LENGTH`), full otherwise; with an
+            unknown side the choice is made at run time.
+
     Input shape:
         ``(batch, L, L, m)``, symmetric in its two spatial axes.
 
@@ -384,6 +399,86 @@ class SymmetryPreserving2D(_SymmetricConv2D):
     )
 
     _generating = False
+
+    #: Output side from which ``compute="auto"`` goes triangular.
+    TRIANGULAR_MIN_LENGTH = 128
+    #: Target strip height of the triangular compute (rows).
+    STRIP_HEIGHT = 64
+    #: Most strips used; also the count when the side is unknown.
+    MAX_STRIPS = 8
+
+    def __init__(self, *args, compute="auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        if compute not in ("full", "triangular", "auto"):
+            raise ValueError(
+                f"`compute` must be 'full', 'triangular' or 'auto'. Received: compute={compute!r}"
+            )
+        if compute == "triangular" and self.strides != 1:
+            raise ValueError(
+                "compute='triangular' needs strides=1 (the strided output is "
+                f"already {self.strides}x{self.strides} smaller). Received: "
+                f"strides={self.strides}"
+            )
+        self.compute = compute
+        self._triangular = {}
+
+    def _strips_for(self, out_len):
+        """Strip count for a known output side (0: compute in full)."""
+        reach = max((self.kernel_size - 1) * self.dilation_rate + 1, 2)
+        if self.compute == "auto" and out_len < self.TRIANGULAR_MIN_LENGTH:
+            return 0
+        strips = min(self.MAX_STRIPS, max(2, round(out_len / self.STRIP_HEIGHT)))
+        strips = min(strips, out_len // reach)
+        return strips if strips >= 2 else 0
+
+    def _triangular_fn(self, strips):
+        if strips not in self._triangular:
+            self._triangular[strips] = triangular.make_triangular_conv(
+                self.kernel_size, self.dilation_rate, self.padding, strips, self.use_bias
+            )
+        return self._triangular[strips]
+
+    def call(self, inputs):
+        if self.compute == "full" or self.strides != 1:
+            return super().call(inputs)
+        kernel = tf.cast(self.kernel, inputs.dtype)
+        args = (inputs, kernel)
+        if self.use_bias:
+            args += (tf.cast(self.bias, inputs.dtype),)
+        out_len = self.compute_output_shape(inputs.shape)[1]
+
+        def full():
+            outputs = tf.nn.convolution(
+                inputs, kernel, padding=self.padding.upper(), dilations=self.dilation_rate
+            )
+            if self.use_bias:
+                outputs = tf.nn.bias_add(outputs, args[2])
+            return outputs
+
+        if out_len is not None:
+            strips = self._strips_for(out_len)
+            outputs = self._triangular_fn(strips)(*args) if strips else full()
+        else:
+            strips = self.MAX_STRIPS
+            reach = (self.kernel_size - 1) * self.dilation_rate + 1
+            threshold = triangular.min_length(self.kernel_size, self.dilation_rate, strips)
+            if self.compute == "auto":
+                threshold = max(threshold, self.TRIANGULAR_MIN_LENGTH)
+            length = tf.shape(inputs)[1]
+            dynamic_out = length if self.padding == "same" else length - reach + 1
+            outputs = tf.cond(
+                dynamic_out >= threshold,
+                lambda: self._triangular_fn(strips)(*args),
+                full,
+            )
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config["compute"] = self.compute
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_symconv")

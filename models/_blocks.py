@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import keras
 
-from keras_symconv.layers import SymmetryGenerating2D, SymmetryPreserving2D
+from keras_symconv.layers import (
+    FusedSymmetryGenerating2D,
+    SelfCartesian,
+    SymmetryGenerating2D,
+    SymmetryPreserving2D,
+)
 
 #: Arguments every builder takes, with their defaults (the paper's L2 1e-5).
 COMMON_DEFAULTS = dict(
@@ -18,6 +23,9 @@ COMMON_DEFAULTS = dict(
     synchronized_batch_norm=False,
     batch_norm_momentum=0.99,
 )
+
+#: Arguments only the symmetric builders take (how the SCNN computes, not what).
+SYMMETRIC_DEFAULTS = dict(fused=True, compute="auto")
 
 
 class Blocks:
@@ -31,24 +39,58 @@ class Blocks:
             cfg["batch_norm"],
             cfg["batch_norm_momentum"],
             cfg["synchronized_batch_norm"],
+            fused=cfg.get("fused", False),
+            compute=cfg.get("compute", "auto"),
         )
 
-    def __init__(self, symmetric, l2, batch_norm, batch_norm_momentum, synchronized_batch_norm):
+    def __init__(
+        self,
+        symmetric,
+        l2,
+        batch_norm,
+        batch_norm_momentum,
+        synchronized_batch_norm,
+        fused=False,
+        compute="auto",
+    ):
         self.symmetric = symmetric
         self.regularizer = keras.regularizers.L2(l2) if l2 else None
         self.batch_norm = batch_norm
         self.momentum = batch_norm_momentum
         self.synchronized = synchronized_batch_norm
+        self.fused = bool(fused)
+        self.compute = compute
 
     def conv(self, filters, kernel_size, name, generating=False):
         """'same' conv with bias and the kernel regularizer."""
-        if self.symmetric:
-            cls = SymmetryGenerating2D if generating else SymmetryPreserving2D
-        else:
+        kwargs = dict(padding="same", kernel_regularizer=self.regularizer, name=name)
+        if not self.symmetric:
             cls = keras.layers.Conv2D
-        return cls(
-            filters, kernel_size, padding="same", kernel_regularizer=self.regularizer, name=name
-        )
+        elif generating:
+            cls = SymmetryGenerating2D
+        else:
+            cls = SymmetryPreserving2D
+            kwargs["compute"] = self.compute
+        return cls(filters, kernel_size, **kwargs)
+
+    def pair_conv(self, sequence, filters, kernel_size, name, pairs_name):
+        """Self-Cartesian product of ``sequence`` then a (generating) conv.
+
+        In a symmetric network built with ``fused=True`` this is one
+        :class:`FusedSymmetryGenerating2D` on the sequence (same weights, same
+        output, no ``(L, L, 2n)`` tensor); otherwise the literal graph, a
+        ``SelfCartesian`` layer named ``pairs_name`` and the conv.
+        """
+        if self.symmetric and self.fused:
+            return FusedSymmetryGenerating2D(
+                filters,
+                kernel_size,
+                padding="same",
+                kernel_regularizer=self.regularizer,
+                name=name,
+            )(sequence)
+        pairs = SelfCartesian(name=pairs_name)(sequence)
+        return self.conv(filters, kernel_size, name, generating=True)(pairs)
 
     def norm_act(self, x, activation, name):
         if self.batch_norm:

@@ -25,9 +25,14 @@ SCNN's output is symmetric.
 from __future__ import annotations
 
 import keras
-from keras_symconv.models._blocks import COMMON_DEFAULTS, Blocks, check_overrides
+from keras_symconv.models._blocks import (
+    COMMON_DEFAULTS,
+    SYMMETRIC_DEFAULTS,
+    Blocks,
+    check_overrides,
+)
 
-from keras_symconv.layers import SelfCartesian, Symmetrize
+from keras_symconv.layers import Symmetrize
 
 __all__ = ["build_contact_scnn", "build_contact_cnn", "PAPER_CONTACT_TRAINABLE_PARAMS"]
 
@@ -48,15 +53,13 @@ _DEFAULTS = dict(
 
 
 def _build(symmetric, symmetrize_output, name, **overrides):
-    cfg = check_overrides(_DEFAULTS, overrides)
+    cfg = check_overrides({**_DEFAULTS, **(SYMMETRIC_DEFAULTS if symmetric else {})}, overrides)
     b = Blocks.from_config(symmetric, cfg)
     seq = keras.Input((None, cfg["n1d"]), name="sequence_features")
     pair = keras.Input((None, None, cfg["n2d"]), name="pair_features")
-    pairs = SelfCartesian(name="pairs")(
-        b.sequence_features(seq, cfg["lstm_units"], cfg["dense_units"])
-    )
+    features = b.sequence_features(seq, cfg["lstm_units"], cfg["dense_units"])
     first = b.norm_act(
-        b.conv(cfg["first_filters"], 1, "first", generating=True)(pairs), "relu", "first"
+        b.pair_conv(features, cfg["first_filters"], 1, "first", "pairs"), "relu", "first"
     )
     x = keras.layers.Concatenate(name="with_pair_features")([first, pair])
     for k, specs in enumerate(cfg["blocks"], start=1):
@@ -77,7 +80,9 @@ def build_contact_scnn(name="contact_scnn", **kwargs):
     ``lstm_units``, ``dense_units``, ``first_filters``, ``blocks`` (a tuple of
     blocks, each a tuple of ``(kernel_size, filters)``), ``final_blocks``,
     ``final_kernel``, ``l2``, ``batch_norm``, ``synchronized_batch_norm``,
-    ``batch_norm_momentum``.
+    ``batch_norm_momentum``; and ``fused`` (True) and ``compute``
+    (``"auto"``), which change how the SCNN computes but not what, as in
+    :func:`~keras_symconv.models.build_rna_scnn`.
 
     Returns:
         A Functional ``keras.Model`` with inputs ``[(batch, L, n1d),

@@ -23,9 +23,14 @@ CNN 389,538 (paper, Table II: 239,198 and 387,798).
 from __future__ import annotations
 
 import keras
-from keras_symconv.models._blocks import COMMON_DEFAULTS, Blocks, check_overrides
+from keras_symconv.models._blocks import (
+    COMMON_DEFAULTS,
+    SYMMETRIC_DEFAULTS,
+    Blocks,
+    check_overrides,
+)
 
-from keras_symconv.layers import SelfCartesian, Symmetrize
+from keras_symconv.layers import Symmetrize
 
 __all__ = ["build_rna_scnn", "build_rna_cnn", "PAPER_TRAINABLE_PARAMS"]
 
@@ -46,19 +51,17 @@ _DEFAULTS = dict(
 
 
 def _build(symmetric, symmetrize_output, name, **overrides):
-    cfg = check_overrides(_DEFAULTS, overrides)
+    cfg = check_overrides({**_DEFAULTS, **(SYMMETRIC_DEFAULTS if symmetric else {})}, overrides)
     b = Blocks.from_config(symmetric, cfg)
     sequence = keras.Input((None, 5), name="sequence")
-    pairs = SelfCartesian(name="pairs")(
-        b.sequence_features(sequence, cfg["lstm_units"], cfg["dense_units"])
-    )
+    features = b.sequence_features(sequence, cfg["lstm_units"], cfg["dense_units"])
     x = b.norm_act(
-        b.conv(cfg["first_filters"], 1, "first", generating=True)(pairs), "relu", "first"
+        b.pair_conv(features, cfg["first_filters"], 1, "first", "pairs"), "relu", "first"
     )
     for block in ("block1", "block2", "block3"):
         x = b.multi_kernel(x, cfg[block], block)
-    side = SelfCartesian(name="raw_pairs")(sequence)
-    side = b.norm_act(b.conv(cfg["side_filters"], 1, "side", generating=True)(side), "relu", "side")
+    side = b.pair_conv(sequence, cfg["side_filters"], 1, "side", "raw_pairs")
+    side = b.norm_act(side, "relu", "side")
     x = keras.layers.Concatenate(name="merge")([x, side])
     out = b.norm_act(b.conv(1, cfg["final_kernel"], "final")(x), "sigmoid", "final")
     if symmetrize_output:
@@ -78,6 +81,14 @@ def build_rna_scnn(name="rna_scnn", **kwargs):
     batch statistics global across the replicas of a ``tf.distribute``
     strategy, so every worker also keeps the same moving statistics),
     ``batch_norm_momentum`` (0.99, Keras' default).
+
+    How it computes (same function, same weights either way): ``fused``
+    (True: each self-Cartesian product and the generating conv after it are
+    one :class:`~keras_symconv.FusedSymmetryGenerating2D` on the sequence;
+    False: the literal ``SelfCartesian`` + ``SymmetryGenerating2D`` graph, whose
+    weights load into the fused model with ``set_weights``), ``compute``
+    (``"auto"``, the ``compute`` argument of every
+    :class:`~keras_symconv.SymmetryPreserving2D`).
 
     Returns:
         A Functional ``keras.Model``: ``(batch, L, 5) -> (batch, L, L, 1)``,

@@ -61,3 +61,20 @@ def test_symmetry_two_lengths_and_safe_mode_reload(tmp_path):
     x = list(inputs(rng, 1, 23))
     np.testing.assert_array_equal(reloaded(x).numpy(), scnn(x).numpy())
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in scnn.layers)
+
+
+def test_fused_default_equals_the_literal_graph():
+    rng = np.random.default_rng(6)
+    fused = build_contact_scnn(**TINY)
+    literal = build_contact_scnn(fused=False, compute="full", **TINY)
+    names = lambda m: {type(layer).__name__ for layer in m.layers}  # noqa: E731
+    assert "FusedSymmetryGenerating2D" in names(fused) and "SelfCartesian" not in names(fused)
+    assert "SelfCartesian" in names(literal)
+    literal.set_weights(fused.get_weights())
+    seq, pair = inputs(rng, 2, 15)
+    np.testing.assert_allclose(
+        fused.predict([seq, pair], verbose=0),
+        literal.predict([seq, pair], verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )

@@ -92,3 +92,34 @@ def test_fit_with_xla_bilstm():
         for b, w in zip(before, model.trainable_weights, strict=True)
     )
     ks.check_symmetric(model.predict(x, verbose=0), atol=1e-6, rtol=1e-5)
+
+
+def _layer_types(model):
+    return {type(layer).__name__ for layer in model.layers}
+
+
+def test_fused_by_default_and_the_literal_graph_on_request():
+    rng = np.random.default_rng(4)
+    fused = build_rna_scnn(**TINY)
+    literal = build_rna_scnn(fused=False, compute="full", **TINY)
+    assert "FusedSymmetryGenerating2D" in _layer_types(fused)
+    assert "SelfCartesian" not in _layer_types(fused)
+    assert {"SelfCartesian", "SymmetryGenerating2D"} <= _layer_types(literal)
+    assert "FusedSymmetryGenerating2D" not in _layer_types(literal)
+    assert trainable(fused) == trainable(literal)
+    assert all(
+        layer.compute == "full"
+        for layer in literal.layers
+        if isinstance(layer, ks.SymmetryPreserving2D)
+    )
+    # The same weights give the same function.
+    literal.set_weights(fused.get_weights())
+    x = one_hot_batch(rng, 2, 17)
+    np.testing.assert_allclose(
+        fused.predict(x, verbose=0), literal.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+    # The plain CNN has neither argument.
+    with pytest.raises(TypeError, match="Unknown argument"):
+        build_rna_cnn(fused=True)
+    with pytest.raises(TypeError, match="Unknown argument"):
+        build_rna_cnn(compute="full")
