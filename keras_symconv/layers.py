@@ -406,6 +406,8 @@ class SymmetryPreserving2D(_SymmetricConv2D):
     STRIP_HEIGHT = 64
     #: Most strips used; also the count when the side is unknown.
     MAX_STRIPS = 8
+    #: Pieces the diagonal block of each strip is cut into.
+    DIAGONAL_SPLITS = 4
 
     def __init__(self, *args, compute="auto", **kwargs):
         super().__init__(*args, **kwargs)
@@ -422,21 +424,35 @@ class SymmetryPreserving2D(_SymmetricConv2D):
         self.compute = compute
         self._triangular = {}
 
-    def _strips_for(self, out_len):
-        """Strip count for a known output side (0: compute in full)."""
-        reach = max((self.kernel_size - 1) * self.dilation_rate + 1, 2)
-        if self.compute == "auto" and out_len < self.TRIANGULAR_MIN_LENGTH:
-            return 0
-        strips = min(self.MAX_STRIPS, max(2, round(out_len / self.STRIP_HEIGHT)))
-        strips = min(strips, out_len // reach)
-        return strips if strips >= 2 else 0
+    def _fits(self, out_len, strips, splits):
+        return out_len >= triangular.min_length(
+            self.kernel_size, self.dilation_rate, strips, splits
+        )
 
-    def _triangular_fn(self, strips):
-        if strips not in self._triangular:
-            self._triangular[strips] = triangular.make_triangular_conv(
-                self.kernel_size, self.dilation_rate, self.padding, strips, self.use_bias
+    def _plan(self, out_len):
+        """``(strips, splits)`` for a known output side, or ``None`` for full."""
+        if self.compute == "auto" and out_len < self.TRIANGULAR_MIN_LENGTH:
+            return None
+        strips = min(self.MAX_STRIPS, max(2, round(out_len / self.STRIP_HEIGHT)))
+        splits = self.DIAGONAL_SPLITS
+        while splits > 1 and not self._fits(out_len, strips, splits):
+            splits -= 1
+        while strips > 2 and not self._fits(out_len, strips, splits):
+            strips -= 1
+        return (strips, splits) if self._fits(out_len, strips, splits) else None
+
+    def _triangular_fn(self, strips, splits):
+        key = (strips, splits)
+        if key not in self._triangular:
+            self._triangular[key] = triangular.make_triangular_conv(
+                self.kernel_size,
+                self.dilation_rate,
+                self.padding,
+                strips,
+                self.use_bias,
+                splits,
             )
-        return self._triangular[strips]
+        return self._triangular[key]
 
     def call(self, inputs):
         if self.compute == "full" or self.strides != 1:
@@ -456,19 +472,19 @@ class SymmetryPreserving2D(_SymmetricConv2D):
             return outputs
 
         if out_len is not None:
-            strips = self._strips_for(out_len)
-            outputs = self._triangular_fn(strips)(*args) if strips else full()
+            plan = self._plan(out_len)
+            outputs = self._triangular_fn(*plan)(*args) if plan else full()
         else:
-            strips = self.MAX_STRIPS
+            plan = (self.MAX_STRIPS, self.DIAGONAL_SPLITS)
             reach = (self.kernel_size - 1) * self.dilation_rate + 1
-            threshold = triangular.min_length(self.kernel_size, self.dilation_rate, strips)
+            threshold = triangular.min_length(self.kernel_size, self.dilation_rate, *plan)
             if self.compute == "auto":
                 threshold = max(threshold, self.TRIANGULAR_MIN_LENGTH)
             length = tf.shape(inputs)[1]
             dynamic_out = length if self.padding == "same" else length - reach + 1
             outputs = tf.cond(
                 dynamic_out >= threshold,
-                lambda: self._triangular_fn(strips)(*args),
+                lambda: self._triangular_fn(*plan)(*args),
                 full,
             )
         if self.activation is not None:

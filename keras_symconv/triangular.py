@@ -46,55 +46,83 @@ def strip_bounds(length, strips):
     return [(k * length) // strips for k in range(strips + 1)]
 
 
-def min_length(kernel_size, dilation, strips):
-    """Shortest output side for which ``strips`` strips are used as such.
+def min_length(kernel_size, dilation, strips, splits=1):
+    """Shortest output side for which ``strips`` strips (each with its diagonal
+    block cut in ``splits``) are used as such.
 
-    Every strip must be at least as high as the kernel's reach, so that only
-    the first strip touches the top/left border and only the last the bottom.
+    Every block must be at least as high as the kernel's reach, so that only
+    the blocks on the map's border touch it.
     """
     effective = (kernel_size - 1) * dilation + 1
-    return strips * max(effective, 2)
+    return strips * splits * max(effective, 2)
 
 
-def _mirror_index(length, bounds):
-    """Flat index ``(L * L,)`` of every output entry in the concatenated strips.
+def _blocks(out_len, strips, splits):
+    """The output blocks that tile the upper triangle (and the diagonal blocks).
 
-    Entry ``(i, j)`` is read from ``(min(i, j), max(i, j))``, which lies in
-    the strip holding row ``min(i, j)``.
+    Strip ``k`` (rows ``[o_k, o_{k+1})``) is its diagonal part, cut into
+    ``splits`` row pieces each running from its own first row to column
+    ``o_{k+1}`` (only a small triangle below the diagonal is computed), and a
+    rectangle of columns ``[o_{k+1}, L')``. Each block is ``(r0, r1, c0, c1,
+    touches)`` with ``touches`` the borders it reaches (top, bottom, left,
+    right): known from its place, also when the side is a tensor.
     """
-    starts = tf.stack(bounds[:-1])
-    ends = tf.stack(bounds[1:])
-    sizes = (ends - starts) * (length - starts)
-    offsets = tf.concat([[0], tf.cumsum(sizes)[:-1]], axis=0)
-    pos = tf.range(length)
-    row = tf.minimum(pos[:, None], pos[None, :])
-    col = tf.maximum(pos[:, None], pos[None, :])
-    strip = tf.reduce_sum(tf.cast(row[:, :, None] >= ends[None, None, :], tf.int32), axis=-1)
-    start = tf.gather(starts, strip)
-    flat = tf.gather(offsets, strip) + (row - start) * (length - start) + (col - start)
-    return tf.reshape(flat, [-1])
-
-
-def _strip_slices(x, bounds, out_len, effective, pad_before, pad_after, dilation):
-    """Input slice and explicit ``conv2d`` padding of every strip (stride 1).
-
-    Strip ``k`` reads padded rows ``[o_k, o_{k+1} - 1 + effective)`` and
-    padded columns ``[o_k, out_len - 1 + effective)``, i.e. unpadded ones
-    shifted by ``pad_before``; only the first strip reaches the top/left
-    border and only the last the bottom one (see :func:`min_length`).
-    """
-    strips = len(bounds) - 1
+    bounds = strip_bounds(out_len, strips)
+    blocks = []
     for k in range(strips):
         o0, o1 = bounds[k], bounds[k + 1]
-        first, last = k == 0, k == strips - 1
-        r0 = 0 if first else o0 - pad_before
-        r1 = o1 - 1 + effective - pad_before
-        top = pad_before if first else 0
-        bottom = pad_after if last else 0
-        if last:
-            r1 = r1 - pad_after
-        pads = [[0, 0], [top, bottom], [top, pad_after], [0, 0]]
-        yield x[:, r0:r1, r0:], pads
+        last = k == strips - 1
+        sub = [o0 + (j * (o1 - o0)) // splits for j in range(splits)] + [o1]
+        for j in range(splits):
+            d0, d1 = sub[j], sub[j + 1]
+            first = k == 0 and j == 0
+            blocks.append((d0, d1, d0, o1, (first, last and j == splits - 1, first, last)))
+        if not last:
+            blocks.append((o0, o1, o1, out_len, (k == 0, False, False, True)))
+    return blocks
+
+
+def _mirror_index(out_len, blocks):
+    """Flat index ``(L'^2,)`` of every output entry in the concatenated blocks.
+
+    Entry ``(i, j)`` is read from ``(min(i, j), max(i, j))``; on and above the
+    diagonal every entry lies in exactly one block.
+    """
+    pos = tf.range(out_len)
+    row = tf.minimum(pos[:, None], pos[None, :])
+    col = tf.maximum(pos[:, None], pos[None, :])
+    index = tf.zeros_like(row)
+    offset = 0
+    for r0, r1, c0, c1, _ in blocks:
+        inside = (row >= r0) & (row < r1) & (col >= c0) & (col < c1)
+        index += tf.where(inside, offset + (row - r0) * (c1 - c0) + (col - c0), 0)
+        offset = offset + (r1 - r0) * (c1 - c0)
+    return tf.reshape(index, [-1])
+
+
+def _block_inputs(x, blocks, effective, pad_before, pad_after):
+    """Input slice and explicit ``conv2d`` padding of every block (stride 1).
+
+    Output block rows ``[r0, r1)`` read padded rows ``[r0, r1 - 1 + effective)``,
+    i.e. unpadded ones shifted by ``pad_before``; the padding is only where
+    the block touches the border.
+    """
+    for r0, r1, c0, c1, (top, bottom, left, right) in blocks:
+        rows = (
+            0 if top else r0 - pad_before,
+            r1 - 1 + effective - pad_before - (pad_after if bottom else 0),
+        )
+        cols = (
+            0 if left else c0 - pad_before,
+            c1 - 1 + effective - pad_before - (pad_after if right else 0),
+        )
+        pads = [
+            [0, 0],
+            [pad_before if top else 0, pad_after if bottom else 0],
+            [pad_before if left else 0, pad_after if right else 0],
+            [0, 0],
+        ]
+        yield x[:, rows[0] : rows[1], cols[0] : cols[1]], pads
 
 
 def _conv(xs, kernel, pads, dilation):
@@ -106,31 +134,28 @@ def _conv(xs, kernel, pads, dilation):
 
 
 def _upper(
-    x, kernel, bounds, index, out_len, effective, pad_before, pad_after, dilation, bias=None
+    x, kernel, blocks, index, out_len, effective, pad_before, pad_after, dilation, bias=None
 ):
-    """The symmetric ``conv(x, kernel) (+ bias)`` from its upper-triangle strips."""
+    """The symmetric ``conv(x, kernel) (+ bias)`` from its upper-triangle blocks."""
     batch, filters = tf.shape(x)[0], tf.shape(kernel)[-1]
     flat = [
         tf.reshape(_conv(xs, kernel, pads, dilation), [batch, -1, filters])
-        for xs, pads in _strip_slices(
-            x, bounds, out_len, effective, pad_before, pad_after, dilation
-        )
+        for xs, pads in _block_inputs(x, blocks, effective, pad_before, pad_after)
     ]
     flat = tf.concat(flat, axis=1)
     if bias is not None:
-        # On the strips, about half the entries of the map.
+        # On the blocks, about half the entries of the map.
         flat = tf.nn.bias_add(flat, bias)
     full = tf.gather(flat, index, axis=1)
     return tf.reshape(full, [batch, out_len, out_len, filters])
 
 
-def _kernel_grad(x, kernel, w, bounds, out_len, effective, pad_before, pad_after, dilation):
+def _kernel_grad(x, kernel, w, blocks, effective, pad_before, pad_after, dilation):
     total = None
-    for k, (xs, pads) in enumerate(
-        _strip_slices(x, bounds, out_len, effective, pad_before, pad_after, dilation)
+    for (r0, r1, c0, c1, _), (xs, pads) in zip(
+        blocks, _block_inputs(x, blocks, effective, pad_before, pad_after), strict=True
     ):
-        o0, o1 = bounds[k], bounds[k + 1]
-        wk = w[:, o0:o1, o0:]
+        wk = w[:, r0:r1, c0:c1]
         if dilation == 1:
             part = tf.raw_ops.Conv2DBackpropFilter(
                 input=xs,
@@ -149,7 +174,7 @@ def _kernel_grad(x, kernel, w, bounds, out_len, effective, pad_before, pad_after
     return total
 
 
-def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False):
+def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False, splits=1):
     """``conv(x, kernel) (+ bias)`` computing only the upper triangle, with its gradient.
 
     Args:
@@ -158,6 +183,8 @@ def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False)
         padding: ``"same"`` or ``"valid"``.
         strips: number of row strips; the output side must be at least
             :func:`min_length` (the caller checks or falls back).
+        splits: pieces the diagonal block of each strip is cut into (more
+            pieces compute less below the diagonal, in more calls).
         use_bias: whether the function takes a third argument, a bias
             ``(F,)`` added to every entry (on the strips, before mirroring).
 
@@ -181,13 +208,12 @@ def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False)
     def triangular_conv(x, kernel, *bias):
         length = tf.shape(x)[1]
         out_len = length + pad_before + pad_after - effective + 1
-        bounds = strip_bounds(out_len, strips)
-        index = _mirror_index(out_len, bounds)
+        blocks = _blocks(out_len, strips, splits)
         y = _upper(
             x,
             kernel,
-            bounds,
-            index,
+            blocks,
+            _mirror_index(out_len, blocks),
             out_len,
             effective,
             pad_before,
@@ -201,12 +227,12 @@ def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False)
             # conv_transpose(S / 2, Q) = correlation of S with the flipped,
             # channel-swapped kernel; its output side is the input's.
             flipped = 0.5 * tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-            in_bounds = strip_bounds(length, strips)
+            in_blocks = _blocks(length, strips, splits)
             dx = _upper(
                 s,
                 flipped,
-                in_bounds,
-                _mirror_index(length, in_bounds),
+                in_blocks,
+                _mirror_index(length, in_blocks),
                 length,
                 effective,
                 grad_before,
@@ -218,9 +244,7 @@ def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False)
             on = tf.cast(pos[:, None] == pos[None, :], s.dtype)
             weight = above + 0.5 * on
             w = s * weight[None, :, :, None]
-            dk = _kernel_grad(
-                x, kernel, w, bounds, out_len, effective, pad_before, pad_after, dilation
-            )
+            dk = _kernel_grad(x, kernel, w, blocks, effective, pad_before, pad_after, dilation)
             if bias:
                 return dx, dk, tf.reduce_sum(upstream, axis=[0, 1, 2])
             return dx, dk

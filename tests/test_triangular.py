@@ -24,6 +24,7 @@ from keras_symconv import triangular
 def _small_strips(monkeypatch):
     monkeypatch.setattr(ks.SymmetryPreserving2D, "STRIP_HEIGHT", 4)
     monkeypatch.setattr(ks.SymmetryPreserving2D, "MAX_STRIPS", 3)
+    monkeypatch.setattr(ks.SymmetryPreserving2D, "DIAGONAL_SPLITS", 1)
 
 
 def _transpose(t):
@@ -43,13 +44,16 @@ def triangular_configs(draw):
     c = draw(st.integers(1, 6))
     dilation = draw(st.integers(1, 2))
     strips = draw(st.integers(2, 3))
+    splits = draw(st.integers(1, 3))
     effective = (c - 1) * dilation + 1
     padding = draw(st.sampled_from(["same", "valid"]))
-    out_min = triangular.min_length(c, dilation, strips)
+    out_min = triangular.min_length(c, dilation, strips, splits)
     out_len = draw(st.integers(out_min, out_min + 7))
     length = out_len if padding == "same" else out_len + effective - 1
     return dict(
         c=c,
+        strips=strips,
+        splits=splits,
         dilation=dilation,
         padding=padding,
         length=length,
@@ -78,7 +82,8 @@ def test_triangular_equals_full_forward_and_gradients(cfg):
     full.build(x.shape)
     full.set_weights(tri.get_weights())
     out_len = tri.compute_output_shape(x.shape)[1]
-    assert tri._strips_for(out_len) >= 2  # the strips path, not the fallback
+    tri.MAX_STRIPS, tri.STRIP_HEIGHT, tri.DIAGONAL_SPLITS = cfg["strips"], 1, cfg["splits"]
+    assert tri._plan(out_len) == (cfg["strips"], cfg["splits"])  # not the fallback
     upstream = tf.constant(rng.normal(size=(cfg["batch"], out_len, out_len, cfg["filters"])))
     results = []
     for layer in (tri, full):
@@ -191,11 +196,15 @@ def test_auto_chooses_by_side(monkeypatch):
     monkeypatch.setattr(ks.SymmetryPreserving2D, "TRIANGULAR_MIN_LENGTH", 20)
     layer = ks.SymmetryPreserving2D(2, 3)
     assert layer.compute == "auto"
-    assert layer._strips_for(19) == 0
-    assert layer._strips_for(20) == 3
+    assert layer._plan(19) is None
+    assert layer._plan(20) == (3, 1)
     forced = ks.SymmetryPreserving2D(2, 3, compute="triangular")
-    assert forced._strips_for(19) == 3
-    assert forced._strips_for(5) == 0  # too small for two strips: full
+    assert forced._plan(19) == (3, 1)
+    assert forced._plan(8) == (2, 1)  # fewer strips where they would be too thin
+    assert forced._plan(5) is None  # too small for two strips: full
+    forced.DIAGONAL_SPLITS = 3
+    assert forced._plan(27) == (3, 3)
+    assert forced._plan(26) == (3, 2)  # fewer diagonal pieces first
     assert ks.SymmetryPreserving2D(2, 3, compute="full").compute == "full"
 
 
