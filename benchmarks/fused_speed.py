@@ -1,10 +1,12 @@
 """Fused symmetry generation vs SelfCartesian + SymmetryGenerating2D.
 
 Forward+backward (gradients w.r.t. the weights and the sequence) of
-FusedSymmetryGenerating2D against the unfused pair with the same weights,
-timed side by side (interleaved, median of --reps after a warm-up).
+FusedSymmetryGenerating2D against the unfused pair with the same weights:
+time side by side (interleaved, median of --reps after a warm-up), and the
+step's peak resident memory, each variant in a fresh process (see
+layer_speed.step_peak_mib).
 
-    python benchmarks/fused_speed.py [--reps 5] [--sizes 1 5 13]
+    cd benchmarks && python fused_speed.py [--reps 5] [--sizes 1 5 13]
 """
 
 import argparse
@@ -16,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from layer_speed import time_pair  # noqa: E402
+from layer_speed import run_memory_child, step_peak_mib, time_pair  # noqa: E402
 
 import keras_symconv as ks  # noqa: E402
 
@@ -35,6 +37,18 @@ def step(layers, variables):
     return tf.function(run)
 
 
+def make_pair(c, args):
+    fused = ks.FusedSymmetryGenerating2D(args.filters, c)
+    fused.build((None, args.length, args.n))
+    unfused = ks.SymmetryGenerating2D(args.filters, c)
+    unfused.build((None, args.length, args.length, 2 * args.n))
+    unfused.set_weights(fused.get_weights())
+    return {
+        "unfused": step([ks.SelfCartesian(), unfused], unfused.trainable_variables),
+        "fused": step([fused], fused.trainable_variables),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
@@ -43,32 +57,41 @@ def main():
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--filters", type=int, default=40)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 5, 13])
+    parser.add_argument("--memory-child", nargs=2, metavar=("C", "VARIANT"))
     args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(args.batch, args.length, args.n)), tf.float32)
+    if args.memory_child:
+        c, variant = int(args.memory_child[0]), args.memory_child[1]
+        print(step_peak_mib(make_pair(c, args)[variant], x))
+        return
+    sizes = [
+        f"--batch={args.batch}",
+        f"--length={args.length}",
+        f"--n={args.n}",
+        f"--filters={args.filters}",
+    ]
     print(
         f"# fused_speed: {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
         f"TF {tf.__version__}, batch {args.batch}, L {args.length}, n {args.n}, "
         f"F {args.filters}, reps {args.reps}"
     )
     print()
-    print("| C | unfused fwd+bwd ms | fused fwd+bwd ms | speed-up |")
-    print("|---|---|---|---|")
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(size=(args.batch, args.length, args.n)), tf.float32)
+    print(
+        "| C | unfused fwd+bwd ms | fused fwd+bwd ms | speed-up | unfused peak MiB "
+        "| fused peak MiB | memory unfused / fused |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for c in args.sizes:
-        fused = ks.FusedSymmetryGenerating2D(args.filters, c)
-        fused.build(x.shape)
-        unfused = ks.SymmetryGenerating2D(args.filters, c)
-        unfused.build((None, args.length, args.length, 2 * args.n))
-        unfused.set_weights(fused.get_weights())
-        t_unfused, t_fused = time_pair(
-            step([ks.SelfCartesian(), unfused], unfused.trainable_variables),
-            step([fused], fused.trainable_variables),
-            x,
-            args.reps,
-            warmup=1,
+        steps = make_pair(c, args)
+        t_unfused, t_fused = time_pair(steps["unfused"], steps["fused"], x, args.reps, warmup=1)
+        m_unfused, m_fused = (
+            run_memory_child(__file__, [*sizes, "--memory-child", str(c), variant])
+            for variant in ("unfused", "fused")
         )
         print(
-            f"| {c} | {1e3 * t_unfused:.0f} | {1e3 * t_fused:.0f} | {t_unfused / t_fused:.1f}x |",
+            f"| {c} | {1e3 * t_unfused:.0f} | {1e3 * t_fused:.0f} | {t_unfused / t_fused:.1f}x "
+            f"| {m_unfused:.0f} | {m_fused:.0f} | {m_unfused / m_fused:.2f}x |",
             flush=True,
         )
 

@@ -13,6 +13,8 @@ import datetime
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -57,18 +59,61 @@ def make_steps(layer, x, jit):
     )
 
 
+def _wait(result):
+    """Block until a step's result exists (tensors are computed asynchronously)."""
+    return result.numpy() if hasattr(result, "numpy") else result
+
+
 def time_many(steps, x, reps, warmup=2):
     """Interleaved timing of several steps on ``x``; the median seconds of each."""
     for _ in range(warmup):
         for step in steps:
-            step(x).numpy()
+            _wait(step(x))
     times = [[] for _ in steps]
     for _ in range(reps):
         for step, record in zip(steps, times, strict=True):
             start = time.perf_counter()
-            step(x).numpy()
+            _wait(step(x))
             record.append(time.perf_counter() - start)
     return [statistics.median(record) for record in times]
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def step_peak_mib(step, x):
+    """Peak resident memory of ``step(x)`` above the memory held before it, in MiB.
+
+    For a fresh process started by :func:`run_memory_child`: one warm-up
+    step, then the resident-set high-water mark is reset
+    (``/proc/self/clear_refs``) and two steps run.
+    """
+    _wait(step(x))
+    before = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # the high-water mark becomes the current resident set
+    for _ in range(2):
+        _wait(step(x))
+    return (_status_kib("VmHWM") - before) / 1024.0
+
+
+def run_memory_child(script, argv):
+    """Run ``script argv`` in a fresh process; its last stdout line is the MiB figure.
+
+    glibc is told to return every allocation of 64 KiB or more to the system
+    when it is freed (``MALLOC_MMAP_THRESHOLD_``), so the resident set follows
+    the live tensors rather than the allocator's cache.
+    """
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    out = subprocess.run(
+        [sys.executable, script, *argv], check=True, capture_output=True, text=True, env=env
+    ).stdout
+    return float(out.strip().splitlines()[-1])
 
 
 def time_pair(step_a, step_b, x, reps, warmup=2):
@@ -104,7 +149,10 @@ def main():
             else:
                 a = rng.normal(size=(batch, length, length, channels)).astype(np.float32)
                 x = tf.constant(a + np.swapaxes(a, 1, 2))
-            sym = layer_cls(filters, c, padding="same")
+            # The full computation: this table measures what the packed kernel
+            # costs; the triangular compute has its own (triangular_speed.py).
+            extra = {"compute": "full"} if layer_cls is ks.SymmetryPreserving2D else {}
+            sym = layer_cls(filters, c, padding="same", **extra)
             conv = keras.layers.Conv2D(filters, c, padding="same")
             sym.build(x.shape)
             conv.build(x.shape)

@@ -24,7 +24,16 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "'keras-symconv[cpu]' (or '[gpu]'), or install TensorFlow yourself."
     ) from exc
 
-from keras_symconv import data, initializers, kernels, layers, losses, metrics, utils  # noqa: E402
+from keras_symconv import (  # noqa: E402
+    data,
+    initializers,
+    kernels,
+    layers,
+    losses,
+    metrics,
+    triangular,
+    utils,
+)
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform  # noqa: E402
 from keras_symconv.layers import (  # noqa: E402
     FusedSymmetryGenerating2D,
@@ -53,6 +62,7 @@ __all__ = [
     "metrics",
     "kernels",
     "layers",
+    "triangular",
     "utils",
     "__version__",
 ]

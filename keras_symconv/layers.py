@@ -387,8 +387,9 @@ class SymmetryPreserving2D(_SymmetricConv2D):
             Maps too small for the strips are computed in full.
             ``"auto"`` (default): triangular where it was measured faster
             on this library's benchmark grid (``strides == 1``, output side
-            at least :attr:`TRIANGULAR_MIN_LENGTH`), full otherwise; with an
-            unknown side the choice is made at run time.
+            at least :attr:`TRIANGULAR_MIN_LENGTH`), full otherwise. With a
+            side unknown when the graph is built, the choice is made at run
+            time, and the strips are those of :attr:`DYNAMIC_PLAN`.
 
     Input shape:
         ``(batch, L, L, m)``, symmetric in its two spatial axes.
@@ -404,10 +405,14 @@ class SymmetryPreserving2D(_SymmetricConv2D):
     TRIANGULAR_MIN_LENGTH = 128
     #: Target strip height of the triangular compute (rows).
     STRIP_HEIGHT = 64
-    #: Most strips used; also the count when the side is unknown.
+    #: Most strips used.
     MAX_STRIPS = 8
     #: Pieces the diagonal block of each strip is cut into.
     DIAGONAL_SPLITS = 4
+    #: ``(strips, splits)`` when the side is unknown while the graph is built
+    #: (``tf.data`` inputs, served models): a graph of few blocks, since both
+    #: branches of the run-time choice are built, with their gradients.
+    DYNAMIC_PLAN = (4, 1)
 
     def __init__(self, *args, compute="auto", **kwargs):
         super().__init__(*args, **kwargs)
@@ -475,7 +480,7 @@ class SymmetryPreserving2D(_SymmetricConv2D):
             plan = self._plan(out_len)
             outputs = self._triangular_fn(*plan)(*args) if plan else full()
         else:
-            plan = (self.MAX_STRIPS, self.DIAGONAL_SPLITS)
+            plan = tuple(self.DYNAMIC_PLAN)
             reach = (self.kernel_size - 1) * self.dilation_rate + 1
             threshold = triangular.min_length(self.kernel_size, self.dilation_rate, *plan)
             if self.compute == "auto":

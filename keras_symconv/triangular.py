@@ -65,7 +65,9 @@ def _blocks(out_len, strips, splits):
     ``o_{k+1}`` (only a small triangle below the diagonal is computed), and a
     rectangle of columns ``[o_{k+1}, L')``. Each block is ``(r0, r1, c0, c1,
     touches)`` with ``touches`` the borders it reaches (top, bottom, left,
-    right): known from its place, also when the side is a tensor.
+    right): known from its place, also when the side is a tensor. The order
+    is strip by strip, pieces first, then the rectangle (none in the last
+    strip).
     """
     bounds = strip_bounds(out_len, strips)
     blocks = []
@@ -82,22 +84,39 @@ def _blocks(out_len, strips, splits):
     return blocks
 
 
-def _mirror_index(out_len, blocks):
+def _mirror_index(out_len, blocks, strips, splits):
     """Flat index ``(L'^2,)`` of every output entry in the concatenated blocks.
 
-    Entry ``(i, j)`` is read from ``(min(i, j), max(i, j))``; on and above the
-    diagonal every entry lies in exactly one block.
+    Entry ``(i, j)`` is read from ``(r, c) = (min(i, j), max(i, j))``. The
+    diagonal pieces tile the rows in order, so the piece holding row ``r`` is
+    a ``searchsorted``; ``(r, c)`` lies in that piece, or in its strip's
+    rectangle when ``c`` is past the strip's diagonal block.
     """
+
+    def column(values):
+        return tf.cast(tf.stack(values), tf.int32)
+
+    per_strip = splits + 1
+    pieces = [b for n, b in enumerate(blocks) if n % per_strip < splits]
+    piece_end = column([b[1] for b in pieces])
+    strip_end = column([b[3] for b in pieces])  # a piece's last column + 1 = o_{k+1}
+    r0, c0 = column([b[0] for b in blocks]), column([b[2] for b in blocks])
+    width = column([b[3] - b[2] for b in blocks])
+    sizes = column([(b[1] - b[0]) * (b[3] - b[2]) for b in blocks])
+    offset = tf.concat([[0], tf.cumsum(sizes)[:-1]], axis=0)
+
     pos = tf.range(out_len)
-    row = tf.minimum(pos[:, None], pos[None, :])
-    col = tf.maximum(pos[:, None], pos[None, :])
-    index = tf.zeros_like(row)
-    offset = 0
-    for r0, r1, c0, c1, _ in blocks:
-        inside = (row >= r0) & (row < r1) & (col >= c0) & (col < c1)
-        index += tf.where(inside, offset + (row - r0) * (c1 - c0) + (col - c0), 0)
-        offset = offset + (r1 - r0) * (c1 - c0)
-    return tf.reshape(index, [-1])
+    row = tf.reshape(tf.minimum(pos[:, None], pos[None, :]), [-1])
+    col = tf.reshape(tf.maximum(pos[:, None], pos[None, :]), [-1])
+    piece = tf.searchsorted(piece_end, row, side="right", out_type=tf.int32)
+    strip = piece // splits
+    in_rect = col >= tf.gather(strip_end, piece)
+    block = tf.where(in_rect, strip * per_strip + splits, strip * per_strip + piece % splits)
+    return (
+        tf.gather(offset, block)
+        + (row - tf.gather(r0, block)) * tf.gather(width, block)
+        + (col - tf.gather(c0, block))
+    )
 
 
 def _block_inputs(x, blocks, effective, pad_before, pad_after):
@@ -213,7 +232,7 @@ def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False,
             x,
             kernel,
             blocks,
-            _mirror_index(out_len, blocks),
+            _mirror_index(out_len, blocks, strips, splits),
             out_len,
             effective,
             pad_before,
@@ -232,7 +251,7 @@ def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False,
                 s,
                 flipped,
                 in_blocks,
-                _mirror_index(length, in_blocks),
+                _mirror_index(length, in_blocks, strips, splits),
                 length,
                 effective,
                 grad_before,

@@ -10,15 +10,15 @@ import tensorflow as tf
 import keras_symconv as ks
 
 
-def small_network(batch_norm=True, n=3):
+def small_network(batch_norm=True, n=3, compute="auto"):
     inputs = keras.Input((None, n), name="sequence")
     x = ks.SelfCartesian()(inputs)
     x = ks.SymmetryGenerating2D(8, 1)(x)
     if batch_norm:
         x = keras.layers.BatchNormalization()(x)
     x = keras.layers.Activation("relu")(x)
-    x = ks.SymmetryPreserving2D(8, 3, activation="relu")(x)
-    outputs = ks.SymmetryPreserving2D(1, 3, activation="sigmoid")(x)
+    x = ks.SymmetryPreserving2D(8, 3, activation="relu", compute=compute)(x)
+    outputs = ks.SymmetryPreserving2D(1, 3, activation="sigmoid", compute=compute)(x)
     return keras.Model(inputs, outputs)
 
 
@@ -100,22 +100,27 @@ def test_keras_save_load_export_and_to_conv2d(tmp_path):
         np.testing.assert_array_equal(plain(batch).numpy(), model(batch).numpy())
 
 
-def test_mirrored_strategy_fit_matches_single_device():
+@pytest.mark.parametrize("compute", ["full", "triangular"])
+def test_mirrored_strategy_fit_matches_single_device(compute, monkeypatch):
     """Two logical CPUs (tests/conftest.py): same step as one device, symmetric."""
+    # Strips small enough for L = 9 whether or not fit knows L.
+    monkeypatch.setattr(ks.SymmetryPreserving2D, "MAX_STRIPS", 2)
+    monkeypatch.setattr(ks.SymmetryPreserving2D, "DIAGONAL_SPLITS", 1)
+    monkeypatch.setattr(ks.SymmetryPreserving2D, "DYNAMIC_PLAN", (2, 1))
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(devices) >= 2, devices
     rng = np.random.default_rng(2)
     x, y = pair_task(rng, 8, 9)
 
     keras.utils.set_random_seed(5)
-    single = small_network(batch_norm=False)
+    single = small_network(batch_norm=False, compute="full")  # the reference step
     initial = single.get_weights()
     single.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy")
     single.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
 
     strategy = tf.distribute.MirroredStrategy(devices[:2])
     with strategy.scope():
-        mirrored = small_network(batch_norm=False)
+        mirrored = small_network(batch_norm=False, compute=compute)
         mirrored.set_weights(initial)
         mirrored.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy")
     mirrored.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)

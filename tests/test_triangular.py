@@ -25,6 +25,7 @@ def _small_strips(monkeypatch):
     monkeypatch.setattr(ks.SymmetryPreserving2D, "STRIP_HEIGHT", 4)
     monkeypatch.setattr(ks.SymmetryPreserving2D, "MAX_STRIPS", 3)
     monkeypatch.setattr(ks.SymmetryPreserving2D, "DIAGONAL_SPLITS", 1)
+    monkeypatch.setattr(ks.SymmetryPreserving2D, "DYNAMIC_PLAN", (3, 2))
 
 
 def _transpose(t):
@@ -168,7 +169,7 @@ def test_unknown_side_decides_at_run_time():
     model = keras.Model(inputs, layer(inputs))
     # A graph traced once for every side, as a served SavedModel runs.
     call = tf.function(model, input_signature=[tf.TensorSpec((None, None, None, 2))])
-    threshold = triangular.min_length(3, 1, ks.SymmetryPreserving2D.MAX_STRIPS)
+    threshold = triangular.min_length(3, 1, *ks.SymmetryPreserving2D.DYNAMIC_PLAN)
     for length in (threshold - 1, threshold, threshold + 5):
         x = rng.normal(size=(1, length, length, 2)).astype(np.float32)
         y = call(x).numpy()

@@ -1,0 +1,160 @@
+"""End to end: the paper's SCNNs (library defaults) against their plain CNNs.
+
+For the RNA pair (training step at --rna-crop, --rna-batch; inference on one
+--rna-infer-length sequence) and the contact-map pair (training step and
+inference at --contact-length), with the same hyperparameters:
+
+* time: both models in one process, steps interleaved, median of --reps
+  after a warm-up (Keras ``train_on_batch`` / ``predict_on_batch``, no XLA,
+  as the command-line tool runs);
+* peak memory: each (model, step) in a fresh process; after a warm-up step
+  the process's resident-set high-water mark is reset
+  (``/proc/self/clear_refs``), two more steps run, and the step's peak is the
+  high-water mark minus the resident set before them. glibc is told to
+  return every allocation of 64 KiB or more to the system when it is freed
+  (``MALLOC_MMAP_THRESHOLD_``), so the resident set follows the live tensors.
+
+    cd benchmarks && python end_to_end.py [--reps 3] [--tasks rna contact]
+"""
+
+import argparse
+import datetime
+import os
+import platform
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras_symconv.models import (  # noqa: E402
+    build_contact_cnn,
+    build_contact_scnn,
+    build_rna_cnn,
+    build_rna_scnn,
+)
+from layer_speed import run_memory_child, step_peak_mib, time_many  # noqa: E402
+
+from keras_symconv.losses import PairBinaryCrossentropy  # noqa: E402
+
+BUILDERS = {
+    ("rna", "CNN"): build_rna_cnn,
+    ("rna", "SCNN"): build_rna_scnn,
+    ("contact", "CNN"): build_contact_cnn,
+    ("contact", "SCNN"): build_contact_scnn,
+}
+
+
+def make_data(task, mode, args, seed=0):
+    rng = np.random.default_rng(seed)
+    if task == "rna":
+        batch, length = (
+            (args.rna_batch, args.rna_crop)
+            if mode == "train"
+            else (
+                1,
+                args.rna_infer_length,
+            )
+        )
+        x = np.eye(5, dtype=np.float32)[rng.integers(0, 4, size=(batch, length))]
+    else:
+        batch, length = (
+            (args.contact_batch, args.contact_length)
+            if mode == "train"
+            else (
+                1,
+                args.contact_length,
+            )
+        )
+        pair = rng.normal(size=(batch, length, length, 3)).astype(np.float32)
+        x = [
+            rng.normal(size=(batch, length, 25)).astype(np.float32),
+            pair + np.swapaxes(pair, 1, 2),
+        ]
+    y = (rng.random((batch, length, length, 1)) < 0.02).astype(np.float32)
+    return x, np.maximum(y, np.swapaxes(y, 1, 2))
+
+
+def make_model(task, name):
+    model = BUILDERS[(task, name)]()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=PairBinaryCrossentropy())
+    return model
+
+
+def make_step(model, mode, x, y):
+    if mode == "train":
+        return lambda _: np.asarray(model.train_on_batch(x, y))
+    return lambda _: model.predict_on_batch(x)
+
+
+def memory_child(task, name, mode, args):
+    """In a fresh process: print the step's peak resident memory in MiB."""
+    model = make_model(task, name)
+    x, y = make_data(task, mode, args)
+    print(step_peak_mib(make_step(model, mode, x, y), None))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--tasks", nargs="+", choices=["rna", "contact"], default=["rna", "contact"]
+    )
+    parser.add_argument("--rna-crop", type=int, default=256)
+    parser.add_argument("--rna-batch", type=int, default=4)
+    parser.add_argument("--rna-infer-length", type=int, default=1500)
+    parser.add_argument("--contact-length", type=int, default=300)
+    parser.add_argument("--contact-batch", type=int, default=2)
+    parser.add_argument("--memory-child", nargs=3, metavar=("TASK", "MODEL", "MODE"))
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(*args.memory_child, args)
+        return
+    sizes = [
+        f"--rna-crop={args.rna_crop}",
+        f"--rna-batch={args.rna_batch}",
+        f"--rna-infer-length={args.rna_infer_length}",
+        f"--contact-length={args.contact_length}",
+        f"--contact-batch={args.contact_batch}",
+    ]
+    print(
+        f"# end_to_end: {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"TF {tf.__version__}, Keras {keras.__version__}, reps {args.reps}, {' '.join(sizes)}"
+    )
+    print()
+    print(
+        "| task | step | CNN ms | SCNN ms | time SCNN / CNN | CNN peak MiB | SCNN peak MiB "
+        "| memory SCNN / CNN |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for task in args.tasks:
+        models = {name: make_model(task, name) for name in ("CNN", "SCNN")}
+        for mode in ("train", "inference"):
+            x, y = make_data(task, mode, args)
+            steps = [make_step(models[name], mode, x, y) for name in ("CNN", "SCNN")]
+            t_cnn, t_scnn = time_many(steps, None, args.reps, warmup=1)
+            m_cnn, m_scnn = (
+                run_memory_child(__file__, [*sizes, "--memory-child", task, name, mode])
+                for name in ("CNN", "SCNN")
+            )
+            if mode == "train":
+                what = (
+                    f"train, batch {args.rna_batch} x {args.rna_crop}"
+                    if task == "rna"
+                    else f"train, batch {args.contact_batch} x {args.contact_length}"
+                )
+            else:
+                what = (
+                    f"inference, 1 x {args.rna_infer_length}"
+                    if task == "rna"
+                    else f"inference, 1 x {args.contact_length}"
+                )
+            print(
+                f"| {task} | {what} | {1e3 * t_cnn:.0f} | {1e3 * t_scnn:.0f} "
+                f"| {t_scnn / t_cnn:.3f} | {m_cnn:.0f} | {m_scnn:.0f} | {m_scnn / m_cnn:.3f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The benchmarks' measuring tools measure what they claim."""
+
+import os
+import sys
+import textwrap
+
+import pytest
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+sys.path.insert(0, BENCHMARKS)
+
+import layer_speed  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc/self/clear_refs"
+)
+
+
+def _child(tmp_path, mib):
+    script = tmp_path / "child.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            import numpy as np
+            sys.path.insert(0, {BENCHMARKS!r})
+            from layer_speed import step_peak_mib
+
+            def step(_):
+                if {mib}:
+                    block = np.ones(({mib} * 1024 * 1024 // 8,))  # touched: resident
+                    return float(block.sum())
+                return 0.0
+
+            print(step_peak_mib(step, None))
+            """
+        )
+    )
+    return layer_speed.run_memory_child(str(script), [])
+
+
+def test_step_peak_memory_sees_a_known_allocation(tmp_path):
+    big = _child(tmp_path, 300)
+    none = _child(tmp_path, 0)
+    # The 300 MiB array is freed after the warm-up step and allocated again.
+    assert 280 <= big <= 340, big
+    assert none < 20, none
+
+
+def test_interleaved_timing_returns_one_median_per_step():
+    import time
+
+    slow = lambda _: time.sleep(0.02)  # noqa: E731
+    fast = lambda _: time.sleep(0.002)  # noqa: E731
+    t_slow, t_fast = layer_speed.time_many([slow, fast], None, reps=3, warmup=1)
+    assert t_slow > 5 * t_fast > 0
