@@ -4,30 +4,33 @@ A symmetry-preserving convolution of a symmetric map ``X (B, L, L, m)`` with
 a kernel ``Q`` that satisfies ``Q[a, b] == Q[b, a]`` gives a symmetric map
 ``Y``. Only the entries on and above the diagonal are computed, in ``n`` row
 strips: strip ``k`` holds output rows ``[o_k, o_{k+1})`` and columns
-``[o_k, L')``, one ``conv2d`` of the input rows and columns it reads (with
-the border padding given explicitly, so no padded copy of ``X`` is made).
-The full map is one ``gather`` from the concatenated strips, which reads
+``[o_k, L')``, as a rectangle right of its diagonal block and the diagonal
+block cut into ``s`` row pieces (each piece runs from its first row's
+diagonal entry to the block's end, so little below the diagonal is
+computed). Each block is one ``conv2d`` of the input rows and columns it
+reads, with the border padding given explicitly (no padded copy of ``X``).
+The full map is one ``gather`` from the concatenated blocks, which reads
 every entry below the diagonal from its mirror image: the output is bitwise
 symmetric.
 
 The gradient (stride 1), with ``G`` the incoming gradient and
 ``S = G + G^T``:
 
-* kernel: ``R = sum_k conv2d_backprop_filter(X_k, W_k)`` over the same strips,
+* kernel: ``R = sum_k conv2d_backprop_filter(X_k, W_k)`` over the same blocks,
   with ``W = S`` above the diagonal, ``S / 2`` on it and 0 below. ``R`` is not
   the full-kernel gradient, but its sums over the tied pairs ``(a, b)`` and
   ``(b, a)`` are, because ``X`` is symmetric; the kernel expander's gradient
   (eq. 5) takes exactly those sums, so the packed gradient is exact.
 * input: ``conv_transpose(S / 2, Q)``, the symmetric part of the full input
   gradient. It is again a symmetric convolution (of ``S / 2`` with the
-  flipped kernel), computed by the same strips. On symmetric inputs, which
+  flipped kernel), computed by the same blocks. On symmetric inputs, which
   every symmetric network produces, the symmetric part is all that reaches
   the parameters upstream, so every parameter gradient is the full
   computation's.
 
 Each of the three convolutions of a training step does about half the work
-of ``conv2d``; the rest is the strips' diagonal blocks (computed whole,
-``L h / 2`` entries per strip of height ``h``), the halos and the gather.
+of ``conv2d``; the rest is the part of the diagonal pieces below the
+diagonal (``1 / (2 n s)`` of the map), the halos and the gather.
 """
 
 from __future__ import annotations

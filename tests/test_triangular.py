@@ -203,6 +203,13 @@ def test_auto_chooses_by_side(monkeypatch):
     assert forced._plan(19) == (3, 1)
     assert forced._plan(8) == (2, 1)  # fewer strips where they would be too thin
     assert forced._plan(5) is None  # too small for two strips: full
+    # With the side unknown while the graph is built, auto computes in full
+    # (a non-symmetric input tells: the triangular path would mirror it).
+    call = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, 2))])
+    x = np.random.default_rng(0).normal(size=(1, 40, 40, 2)).astype(np.float32)
+    y = call(x).numpy()
+    reference = tf.nn.convolution(x, layer.kernel, padding="SAME") + layer.bias
+    np.testing.assert_allclose(y, reference.numpy(), rtol=1e-5, atol=1e-5)
     forced.DIAGONAL_SPLITS = 3
     assert forced._plan(27) == (3, 3)
     assert forced._plan(26) == (3, 2)  # fewer diagonal pieces first
