@@ -87,7 +87,7 @@ def _blocks(out_len, strips, splits):
     return blocks
 
 
-def _mirror_index(out_len, blocks, strips, splits):
+def _mirror_index(out_len, blocks, splits):
     """Flat index ``(L'^2,)`` of every output entry in the concatenated blocks.
 
     Entry ``(i, j)`` is read from ``(r, c) = (min(i, j), max(i, j))``. The
@@ -156,7 +156,7 @@ def _conv(xs, kernel, pads, dilation):
 
 
 def _upper(
-    x, kernel, blocks, index, out_len, effective, pad_before, pad_after, dilation, bias=None
+    x, kernel, blocks, splits, out_len, effective, pad_before, pad_after, dilation, bias=None
 ):
     """The symmetric ``conv(x, kernel) (+ bias)`` from its upper-triangle blocks."""
     batch, filters = tf.shape(x)[0], tf.shape(kernel)[-1]
@@ -168,7 +168,7 @@ def _upper(
     if bias is not None:
         # On the blocks, about half the entries of the map.
         flat = tf.nn.bias_add(flat, bias)
-    full = tf.gather(flat, index, axis=1)
+    full = tf.gather(flat, _mirror_index(out_len, blocks, splits), axis=1)
     return tf.reshape(full, [batch, out_len, out_len, filters])
 
 
@@ -235,7 +235,7 @@ def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False,
             x,
             kernel,
             blocks,
-            _mirror_index(out_len, blocks, strips, splits),
+            splits,
             out_len,
             effective,
             pad_before,
@@ -249,12 +249,11 @@ def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False,
             # conv_transpose(S / 2, Q) = correlation of S with the flipped,
             # channel-swapped kernel; its output side is the input's.
             flipped = 0.5 * tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-            in_blocks = _blocks(length, strips, splits)
             dx = _upper(
                 s,
                 flipped,
-                in_blocks,
-                _mirror_index(length, in_blocks, strips, splits),
+                _blocks(length, strips, splits),
+                splits,
                 length,
                 effective,
                 grad_before,
