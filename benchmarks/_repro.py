@@ -1,0 +1,178 @@
+"""Shared machinery of the reproduction scripts (``reproduce_*.py``).
+
+Several models are trained side by side, one epoch of each in turn, so that
+their epoch times are measured under the same conditions and an interrupted
+run has made the same progress on every model. After every epoch a model is
+checkpointed (``last.keras``, which holds the optimizer state too, and
+``state.json``, written atomically); started again with the same folder, a
+run goes on from the last finished epoch. The training batches of epoch
+``e`` come from a pipeline seeded with ``(seed, e)``, so a resumed run sees
+the same batches as an uninterrupted one.
+
+The epoch and the decoding threshold are chosen on the validation set only
+(``best.keras`` + the threshold in ``state.json``); the test set is scored
+once, with that model and that threshold, when training has finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+#: Decoding thresholds tried on the validation set.
+THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(2, 19))
+
+
+def write_json(path, obj):
+    """Write ``obj`` as JSON atomically (a reader never sees half a file)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(obj, handle, indent=1, default=float)
+    os.replace(tmp, path)
+
+
+def read_json(path, default=None):
+    if not os.path.exists(path):
+        return default
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def machine():
+    """One line naming the machine and the software, for the logs."""
+    import keras
+    import tensorflow as tf
+
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}, "
+        f"Keras {keras.__version__}, Python {platform.python_version()}"
+    )
+
+
+def log(path, text):
+    """Print ``text`` and append it to the log file ``path``."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    line = f"[{stamp}] {text}"
+    print(line, flush=True)
+    with open(path, "a") as handle:
+        handle.write(line + "\n")
+
+
+def predict_maps(model, items, task):
+    """Probability maps of whole items, one at a time, and seconds per item.
+
+    One traced function with the side left unknown serves every length (an
+    eager call per item measured several times slower here).
+    """
+    import tensorflow as tf
+
+    first = task.inputs(items[0])
+    signature = [tf.TensorSpec((1,) + (None,) * (a.ndim - 1) + a.shape[-1:], tf.float32)
+                 for a in first]  # fmt: skip
+
+    @tf.function(input_signature=signature, autograph=False)
+    def forward(*x):
+        return model(x[0] if len(x) == 1 else list(x), training=False)[0, :, :, 0]
+
+    def tensors(item):
+        return [tf.constant(a[None], tf.float32) for a in task.inputs(item)]
+
+    forward(*tensors(items[0]))  # trace once, outside the timing
+    maps, seconds = [], []
+    for item in items:
+        inputs = tensors(item)
+        start = time.perf_counter()
+        prob = forward(*inputs).numpy().astype(np.float64)
+        seconds.append(time.perf_counter() - start)
+        np.fill_diagonal(prob, 0.0)
+        maps.append(task.restrict(item, prob))
+    return maps, seconds
+
+
+class Run:
+    """One model and one seed: its checkpoint folder and its training state."""
+
+    def __init__(self, folder, kind, seed, build, lr, positive_weight):
+        self.folder, self.kind, self.seed = folder, kind, seed
+        self.build, self.lr, self.positive_weight = build, lr, positive_weight
+        os.makedirs(folder, exist_ok=True)
+        self.state_path = os.path.join(folder, "state.json")
+        self.state = read_json(
+            self.state_path,
+            {"kind": kind, "seed": seed, "epochs_done": 0, "history": [], "best": None},
+        )
+        self.model = None
+
+    @property
+    def last_path(self):
+        return os.path.join(self.folder, "last.keras")
+
+    @property
+    def best_path(self):
+        return os.path.join(self.folder, "best.keras")
+
+    @property
+    def result_path(self):
+        return os.path.join(self.folder, "result.json")
+
+    def load(self):
+        """The model: built fresh (epoch 0) or the last checkpoint with its optimizer."""
+        if self.model is not None:
+            return self.model
+        import keras
+
+        import keras_symconv  # noqa: F401  (registers the layers, loss and metric)
+        from keras_symconv.losses import PairBinaryCrossentropy
+
+        if self.state["epochs_done"] and os.path.exists(self.last_path):
+            self.model = keras.saving.load_model(self.last_path)
+        else:
+            self.state.update(epochs_done=0, history=[], best=None)
+            keras.utils.set_random_seed(self.seed)
+            self.model = self.build(self.kind)
+            self.model.compile(
+                optimizer=keras.optimizers.Adam(self.lr),
+                loss=PairBinaryCrossentropy(positive_weight=self.positive_weight),
+            )
+        return self.model
+
+    def train_epoch(self, dataset, steps):
+        model = self.load()
+        start = time.perf_counter()
+        history = model.fit(dataset, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+        seconds = time.perf_counter() - start
+        entry = {
+            "epoch": self.state["epochs_done"] + 1,
+            "seconds": seconds,
+            "loss": float(history.history["loss"][-1]),
+            "optimizer_iterations": int(model.optimizer.iterations.numpy()),
+        }
+        return entry
+
+    def validate(self, entry, items, task, score):
+        """Score every threshold on the validation items; keep the best model."""
+        maps, _ = predict_maps(self.model, items, task)
+        by_threshold = {str(t): score(items, maps, t) for t in THRESHOLDS}
+        threshold = max(THRESHOLDS, key=lambda t: by_threshold[str(t)]["selection"])
+        best_here = by_threshold[str(threshold)]
+        entry["valid"] = {"threshold": threshold, **best_here}
+        entry["valid_at_0.5"] = by_threshold["0.5"]
+        best = self.state["best"]
+        if best is None or best_here["selection"] > best["selection"]:
+            self.model.save(self.best_path)
+            self.state["best"] = {"epoch": entry["epoch"], "threshold": threshold, **best_here}
+            entry["saved_best"] = True
+
+    def commit(self, entry):
+        """Checkpoint after an epoch: the model first, then the state naming it."""
+        self.model.save(self.last_path)
+        self.state["epochs_done"] = entry["epoch"]
+        self.state["history"].append(entry)
+        write_json(self.state_path, self.state)
+
+    def release(self):
+        self.model = None

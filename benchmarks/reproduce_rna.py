@@ -1,0 +1,416 @@
+"""Reproduce the paper's Table II on the 16S rRNA split, with the MFE baseline.
+
+Trains the RNA CNN, the CNN with symmetrized output and the SCNN on
+``strand16s/train.txt`` (550 sequences), the same seeds and budget for each,
+one epoch of each model in turn (see ``_repro.py``: checkpoints every epoch,
+resumes when started again with the same ``--work`` folder). The epoch and
+the decoding threshold are chosen on ``valid.txt`` (28 whole sequences); the
+test set (35 whole sequences, 7 families x 5) is scored once at the end.
+ViennaRNA's ``RNA.fold`` (minimum free energy; ``pip install
+'keras-symconv[vienna]'``) is scored on the same test sequences.
+
+    python benchmarks/reproduce_rna.py --epochs 6 --crop 96 --seeds 0
+    python benchmarks/reproduce_rna.py --report      # tables and figure only
+
+Every deviation from the paper's protocol is a flag here and is written into
+the report: crop length (paper: 500), epochs (paper: 500), the number of
+training sequences scored for the "train" row (paper: all 550).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _repro import Run, log, machine, predict_maps, read_json, write_json  # noqa: E402
+
+DATA = os.path.join(HERE, "..", "..", "shared", "data", "rna", "strand16s")
+MODELS = ("cnn", "cnn-sym", "scnn")
+TITLES = {"cnn": "CNN", "cnn-sym": "CNN, symmetrized output", "scnn": "SCNN"}
+#: Table II of the paper (V100, 500 epochs of 500-nt crops): PPV, Sen, Acc.
+PAPER = {
+    "cnn": {"params": 387_798, "train": (0.981, 0.983, 0.982), "valid": (0.853, 0.858, 0.855),
+            "test": (0.844, 0.853, 0.849)},
+    "scnn": {"params": 239_198, "train": (0.983, 0.986, 0.985), "valid": (0.862, 0.872, 0.867),
+             "test": (0.863, 0.873, 0.868)},
+}  # fmt: skip
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", default=DATA, help="folder with train.txt, valid.txt, test.txt")
+    p.add_argument(
+        "--work",
+        default=os.path.expanduser("~/.cache/keras-symconv/reproduce_rna"),
+        help="checkpoint folder (outside the repository; reuse it to resume)",
+    )
+    p.add_argument("--out", default=os.path.join(HERE, "results", "rna"), help="report folder")
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--crop", type=int, default=96, help="training window (paper: 500)")
+    p.add_argument("--batch-size", type=int, default=10, help="paper: 10")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam (paper: 2e-3)")
+    p.add_argument("--positive-weight", type=float, default=5.0, help="paper: 5")
+    p.add_argument(
+        "--validate-every", type=int, default=1, help="validate every N epochs (and the last)"
+    )
+    p.add_argument(
+        "--train-eval", type=int, default=20, help="training sequences scored for the train row"
+    )
+    p.add_argument(
+        "--stop-after",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="stop cleanly (between epochs) after this long; run again to resume",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="use only the first N records of each split (smoke tests)",
+    )
+    p.add_argument("--no-vienna", action="store_true", help="skip the ViennaRNA baseline")
+    p.add_argument("--report", action="store_true", help="only write the report")
+    p.add_argument(
+        "--figure-sequence",
+        default=None,
+        help="test sequence name for the heatmap figure (default: first RNase P)",
+    )
+    return p.parse_args(argv)
+
+
+class RnaItems:
+    """What ``_repro.predict_maps`` needs to know about RNA records."""
+
+    @staticmethod
+    def inputs(item):
+        return [item.one_hot()]
+
+    @staticmethod
+    def restrict(item, prob):
+        return prob
+
+
+def score(items, maps, threshold):
+    from keras_symconv.metrics import pair_metrics
+
+    m = pair_metrics([s.contact_map() for s in items], maps, threshold)
+    return {
+        "ppv": m["ppv"],
+        "sensitivity": m["sensitivity"],
+        "accuracy": m["accuracy"],
+        "selection": m["accuracy"],
+        "per_sequence": [list(map(float, s)) for s in m["per_sequence"]],
+    }
+
+
+def read_split(folder):
+    from keras_symconv.data import read_structures
+
+    split = {}
+    for part in ("train", "valid", "test"):
+        path = os.path.join(folder, f"{part}.txt")
+        if not os.path.exists(path):
+            raise SystemExit(f"{path}: not found (give --data)")
+        split[part] = read_structures([path])
+    return split
+
+
+def build(kind):
+    from keras_symconv.models import build_rna_cnn, build_rna_scnn
+
+    if kind == "scnn":
+        return build_rna_scnn()
+    return build_rna_cnn(symmetrize_output=kind == "cnn-sym")
+
+
+def training_batches(train, args, seed, epoch):
+    """One pass over the training set, seeded by (seed, epoch), crops of static size."""
+    import tensorflow as tf
+
+    from keras_symconv.data.pipeline import rna_training_dataset
+
+    dataset = rna_training_dataset(train, args.batch_size, args.crop, seed=seed * 100_003 + epoch)
+    if min(len(s) for s in train) >= args.crop:
+        # Every window is exactly --crop long: say so, so that the layers see
+        # a static side (and compute="auto" can use the triangular path).
+        c = args.crop
+        dataset = dataset.map(
+            lambda x, y: (tf.ensure_shape(x, (None, c, 5)), tf.ensure_shape(y, (None, c, c, 1)))
+        )
+    return dataset
+
+
+def train_all(args, split):
+    train, valid = split["train"], split["valid"]
+    steps = -(-len(train) // args.batch_size)
+    logfile = os.path.join(args.work, "train.log")
+    deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
+    for seed in args.seeds:
+        runs = [
+            Run(os.path.join(args.work, f"seed{seed}", kind), kind, seed, build, args.lr,
+                args.positive_weight)
+            for kind in args.models
+        ]  # fmt: skip
+        for epoch in range(args.epochs):
+            for run in runs:
+                if run.state["epochs_done"] > epoch:
+                    continue
+                if deadline is not None and time.time() > deadline:
+                    log(logfile, "stopping (--stop-after); run again to resume")
+                    return False
+                entry = run.train_epoch(training_batches(train, args, seed, epoch), steps)
+                last = epoch + 1 == args.epochs
+                if last or (epoch + 1) % args.validate_every == 0:
+                    run.validate(entry, valid, RnaItems, score)
+                run.commit(entry)
+                v = entry.get("valid")
+                log(
+                    logfile,
+                    f"seed {seed} {run.kind:8s} epoch {entry['epoch']}: {entry['seconds']:.0f} s"
+                    f" loss {entry['loss']:.4f}"
+                    + (
+                        f"  valid Acc {v['accuracy']:.3f} (t={v['threshold']})"
+                        f"{' best' if entry.get('saved_best') else ''}"
+                        if v
+                        else ""
+                    ),
+                )
+        for run in runs:
+            run.release()
+            done = read_json(run.result_path)
+            if done is None or done["epochs"] != run.state["epochs_done"]:
+                finish(run, args, split, logfile)
+    return True
+
+
+def finish(run, args, split, logfile):
+    """Score the chosen model (best validation epoch and threshold) once."""
+    import keras
+
+    import keras_symconv  # noqa: F401
+
+    best = run.state["best"]
+    model = keras.saving.load_model(run.best_path)
+    rng = np.random.default_rng(run.seed)
+    pick = sorted(rng.choice(len(split["train"]), args.train_eval, replace=False))
+    subsets = {
+        "train": [split["train"][k] for k in pick],
+        "valid": split["valid"],
+        "test": split["test"],
+    }
+    result = {
+        "kind": run.kind,
+        "seed": run.seed,
+        "trainable_params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
+        "best_epoch": best["epoch"],
+        "threshold": best["threshold"],
+        "epochs": run.state["epochs_done"],
+        "seconds_per_epoch": float(np.median([h["seconds"] for h in run.state["history"]])),
+        "epoch_seconds": [h["seconds"] for h in run.state["history"]],
+        "train_sequences_scored": [s.name for s in subsets["train"]],
+        "settings": {
+            k: getattr(args, k)
+            for k in ("crop", "batch_size", "lr", "positive_weight", "validate_every", "limit")
+        },
+    }
+    for part, items in subsets.items():
+        maps, seconds = predict_maps(model, items, RnaItems)
+        result[part] = score(items, maps, best["threshold"])
+        result[part + "_at_0.5"] = {
+            k: v for k, v in score(items, maps, 0.5).items() if k != "per_sequence"
+        }
+        if part == "test":
+            result["inference_seconds_per_sequence"] = float(np.mean(seconds))
+            result["test_lengths"] = [len(s) for s in items]
+            result["test_families"] = [s.family for s in items]
+            result["test_names"] = [s.name for s in items]
+            name = args.figure_sequence or next(s.name for s in items if s.family == "rnasep")
+            k = [s.name for s in items].index(name)
+            np.save(os.path.join(run.folder, "figure_map.npy"), maps[k].astype(np.float32))
+            result["figure_sequence"] = name
+    write_json(run.result_path, result)
+    log(
+        logfile,
+        f"seed {run.seed} {run.kind}: test PPV/Sen/Acc {result['test']['ppv']:.3f}/"
+        f"{result['test']['sensitivity']:.3f}/{result['test']['accuracy']:.3f} "
+        f"(epoch {best['epoch']}, threshold {best['threshold']})",
+    )
+
+
+def vienna(split, out):
+    """ViennaRNA minimum-free-energy structures of the test sequences, scored."""
+    path = os.path.join(out, "vienna.json")
+    cached = read_json(path)
+    if cached is not None:
+        return cached
+    try:
+        import RNA
+    except ImportError:
+        print("ViennaRNA not installed (pip install 'keras-symconv[vienna]'); baseline skipped")
+        return None
+    from keras_symconv.data.rna import parse_dot_bracket
+    from keras_symconv.metrics import pair_scores
+
+    per_sequence, seconds = [], []
+    for s in split["test"]:
+        start = time.perf_counter()
+        structure, _ = RNA.fold(s.sequence)
+        seconds.append(time.perf_counter() - start)
+        partners = parse_dot_bracket(structure, where=s.name)
+        pairs = [(i, int(j)) for i, j in enumerate(partners) if j > i]
+        per_sequence.append(list(pair_scores(s.pairs, pairs)))
+    scores = np.array(per_sequence)
+    result = {
+        "version": RNA.__version__,
+        "test": {
+            "ppv": float(scores[:, 0].mean()),
+            "sensitivity": float(scores[:, 1].mean()),
+            "accuracy": float(scores[:, 2].mean()),
+            "per_sequence": per_sequence,
+        },
+        "seconds_per_sequence": float(np.mean(seconds)),
+        "test_families": [s.family for s in split["test"]],
+    }
+    write_json(path, result)
+    return result
+
+
+def _mean_sd(values, digits=3):
+    values = np.asarray(values, float)
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def report(args, split):
+    """Markdown tables over every finished run, and the heatmap figure."""
+    os.makedirs(args.out, exist_ok=True)
+    results = {}
+    for kind in MODELS:
+        for seed in sorted(args.seeds):
+            r = read_json(os.path.join(args.work, f"seed{seed}", kind, "result.json"))
+            if r is not None:
+                results.setdefault(kind, []).append(r)
+    base = None if args.no_vienna else vienna(split, args.out)
+    settings = sorted(
+        {json.dumps(r.get("settings"), sort_keys=True) for rs in results.values() for r in rs}
+    )
+    lines = [
+        "# RNA secondary structure, 16S rRNA split (Table II)",
+        "",
+        f"Machine: {machine()}; date {time.strftime('%Y-%m-%d')}.",
+        f"Command: `python benchmarks/reproduce_rna.py {' '.join(sys.argv[1:])}`",
+        "Training settings of the runs below (paper: crop 500, batch 10, lr 2e-3, weight 5, "
+        "500 epochs): " + ("; ".join(settings) or "no finished run yet") + ".",
+        "",
+        "| model | seeds | trainable params | epochs (best) | threshold | train PPV/Sen/Acc"
+        " | valid PPV/Sen/Acc | test PPV/Sen/Acc | s/epoch | inference s/seq |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, rs in results.items():
+        cells = []
+        for part in ("train", "valid", "test"):
+            cells.append(
+                " / ".join(
+                    _mean_sd([r[part][m] for r in rs]) for m in ("ppv", "sensitivity", "accuracy")
+                )
+            )
+        lines.append(
+            f"| {TITLES[kind]} | {','.join(str(r['seed']) for r in rs)} | "
+            f"{rs[0]['trainable_params']:,} | {rs[0]['epochs']} "
+            f"({','.join(str(r['best_epoch']) for r in rs)}) | "
+            f"{','.join(str(r['threshold']) for r in rs)} | {' | '.join(cells)} | "
+            f"{_mean_sd([r['seconds_per_epoch'] for r in rs], 0)} | "
+            f"{_mean_sd([r['inference_seconds_per_sequence'] for r in rs], 2)} |"
+        )
+    if base:
+        t = base["test"]
+        lines.append(
+            f"| ViennaRNA {base['version']} `RNA.fold` (MFE) | - | - | - | - | - | - | "
+            f"{t['ppv']:.3f} / {t['sensitivity']:.3f} / {t['accuracy']:.3f} | - | "
+            f"{base['seconds_per_sequence']:.2f} |"
+        )
+    for kind, paper in PAPER.items():
+        lines.append(
+            f"| paper: {TITLES[kind]} | - | {paper['params']:,} | 500 | 0.5 | "
+            + " | ".join(
+                " / ".join(f"{v:.3f}" for v in paper[p]) for p in ("train", "valid", "test")
+            )
+            + " | - | - |"
+        )
+    # Per-family test accuracy.
+    families = sorted({s.family for s in split["test"]})
+    lines += ["", "Test accuracy per family (mean over the 5 sequences of each):", ""]
+    lines.append("| model | " + " | ".join(families) + " |")
+    lines.append("|---|" + "---|" * len(families))
+    rows = [(TITLES[k], rs) for k, rs in results.items()]
+    if base:
+        rows.append((f"ViennaRNA {base['version']}", [base]))
+    for title, rs in rows:
+        cells = []
+        for fam in families:
+            accs = []
+            for r in rs:
+                pairs = zip(r["test"]["per_sequence"], r["test_families"], strict=True)
+                accs.append(np.mean([s[2] for s, f in pairs if f == fam]))
+            cells.append(_mean_sd(accs))
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(args.out, "tables.md"), "w") as handle:
+        handle.write(text)
+    print(text)
+    figure(args, split, results)
+
+
+def figure(args, split, results):
+    """The Fig. 2 analogue: native map beside CNN and SCNN predictions (seed of the first run)."""
+    if "cnn" not in results or "scnn" not in results:
+        return
+    sys.path.insert(0, os.path.join(HERE, ".."))
+    from keras_symconv.cli import heatmap
+
+    seed = results["scnn"][0]["seed"]
+    name = results["scnn"][0]["figure_sequence"]
+    item = next(s for s in split["test"] if s.name == name)
+    maps, titles = [item.contact_map()], ["native"]
+    for kind in ("cnn", "scnn"):
+        path = os.path.join(args.work, f"seed{seed}", kind, "figure_map.npy")
+        if os.path.exists(path):
+            maps.append(np.load(path))
+            titles.append(TITLES[kind])
+    heatmap(
+        os.path.join(args.out, "heatmaps.png"),
+        maps,
+        titles,
+        suptitle=f"{os.path.basename(name)} ({len(item)} nt, test set), seed {seed}",
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    split = read_split(args.data)
+    if args.limit:
+        split = {part: items[: args.limit] for part, items in split.items()}
+    os.makedirs(args.work, exist_ok=True)
+    if not args.report:
+        log(os.path.join(args.work, "train.log"), f"start: {' '.join(sys.argv)}; {machine()}")
+        if not train_all(args, split):
+            return 3
+    report(args, split)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The reproduction harness: an interrupted run resumes to the same result.
+
+Runs ``benchmarks/reproduce_rna.py`` on tiny synthetic RNAs written in the
+16S split's 5-line format (no real data needed).
+"""
+
+import importlib
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCHMARKS = os.path.join(HERE, "..", "benchmarks")
+
+
+@pytest.fixture(scope="module")
+def reproduce_rna():
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        yield importlib.import_module("reproduce_rna")
+    finally:
+        sys.path.remove(BENCHMARKS)
+
+
+def _write_split(folder):
+    from keras_symconv.data import synthetic_rna_dataset
+
+    records = synthetic_rna_dataset(12, 24, 32, seed=3)
+    parts = {"train": records[:6], "valid": records[6:9], "test": records[9:]}
+    for part, items in parts.items():
+        with open(folder / f"{part}.txt", "w") as handle:
+            for k, s in enumerate(items):
+                codes = " ".join(str("ACGU".index(b)) for b in s.sequence)
+                partners = " ".join(str(int(p) + 1) for p in s.partners)
+                flags = " ".join(str(int(p >= 0)) for p in s.partners)
+                handle.write(f"set/rnasep/{part}{k}.ct\n{codes}\n{partners}\n{flags}\n\n")
+
+
+def _argv(data, work, epochs, extra=()):
+    return [
+        "--data", str(data), "--work", str(work), "--out", str(work / "report"),
+        "--models", "scnn", "--epochs", str(epochs), "--crop", "16", "--batch-size", "3",
+        "--train-eval", "2", "--no-vienna", *extra,
+    ]  # fmt: skip
+
+
+def _final_weights(work):
+    import keras
+
+    import keras_symconv  # noqa: F401
+
+    model = keras.saving.load_model(str(work / "seed0" / "scnn" / "last.keras"))
+    return [np.asarray(w) for w in model.weights], int(model.optimizer.iterations.numpy())
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, reproduce_rna):
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_split(data)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert reproduce_rna.main(_argv(data, whole, 2)) == 0
+    # Interrupted after the first epoch (--stop-after 0 stops before the
+    # next epoch starts), then started again with the same folder.
+    assert reproduce_rna.main(_argv(data, parts, 1)) == 0
+    assert reproduce_rna.main(_argv(data, parts, 2, ("--stop-after", "0"))) == 3
+    state = json.loads((parts / "seed0" / "scnn" / "state.json").read_text())
+    assert state["epochs_done"] == 1
+    assert reproduce_rna.main(_argv(data, parts, 2)) == 0
+
+    (w_whole, it_whole), (w_parts, it_parts) = _final_weights(whole), _final_weights(parts)
+    assert it_whole == it_parts == 2 * 2  # 6 sequences / batch 3, two epochs
+    for a, b in zip(w_whole, w_parts, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    result = json.loads((parts / "seed0" / "scnn" / "result.json").read_text())
+    history = json.loads((parts / "seed0" / "scnn" / "state.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    # The model scored at the end is the best validation epoch, at the
+    # threshold chosen on validation.
+    best = max(history, key=lambda h: h["valid"]["accuracy"])
+    assert result["best_epoch"] == best["epoch"]
+    assert result["threshold"] == best["valid"]["threshold"]
+    assert result["valid"]["accuracy"] == pytest.approx(best["valid"]["accuracy"])
+    assert len(result["test"]["per_sequence"]) == 3
+    assert result["trainable_params"] == 239_318
+    table = (parts / "report" / "tables.md").read_text()
+    assert "| SCNN | 0 | 239,318 | 2 (" in table
