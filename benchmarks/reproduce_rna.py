@@ -61,6 +61,12 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=2e-3, help="Adam (paper: 2e-3)")
     p.add_argument("--positive-weight", type=float, default=5.0, help="paper: 5")
     p.add_argument(
+        "--bn-momentum",
+        type=float,
+        default=0.9,
+        help="batch-norm momentum (as the symconv tool; Keras' 0.99 settles too slowly here)",
+    )
+    p.add_argument(
         "--validate-every", type=int, default=1, help="validate every N epochs (and the last)"
     )
     p.add_argument(
@@ -126,12 +132,19 @@ def read_split(folder):
     return split
 
 
-def build(kind):
-    from keras_symconv.models import build_rna_cnn, build_rna_scnn
+def builder(args):
+    """``kind -> model`` with this run's settings."""
 
-    if kind == "scnn":
-        return build_rna_scnn()
-    return build_rna_cnn(symmetrize_output=kind == "cnn-sym")
+    def build(kind):
+        from keras_symconv.models import build_rna_cnn, build_rna_scnn
+
+        if kind == "scnn":
+            return build_rna_scnn(batch_norm_momentum=args.bn_momentum)
+        return build_rna_cnn(
+            symmetrize_output=kind == "cnn-sym", batch_norm_momentum=args.bn_momentum
+        )
+
+    return build
 
 
 def training_batches(train, args, seed, epoch):
@@ -158,7 +171,7 @@ def train_all(args, split):
     deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
     for seed in args.seeds:
         runs = [
-            Run(os.path.join(args.work, f"seed{seed}", kind), kind, seed, build, args.lr,
+            Run(os.path.join(args.work, f"seed{seed}", kind), kind, seed, builder(args), args.lr,
                 args.positive_weight)
             for kind in args.models
         ]  # fmt: skip
@@ -221,7 +234,15 @@ def finish(run, args, split, logfile):
         "train_sequences_scored": [s.name for s in subsets["train"]],
         "settings": {
             k: getattr(args, k)
-            for k in ("crop", "batch_size", "lr", "positive_weight", "validate_every", "limit")
+            for k in (
+                "crop",
+                "batch_size",
+                "lr",
+                "positive_weight",
+                "bn_momentum",
+                "validate_every",
+                "limit",
+            )
         },
     }
     for part, items in subsets.items():
