@@ -62,26 +62,23 @@ def log(path, text):
         handle.write(line + "\n")
 
 
-def predict_maps(model, items, task):
+def predict_maps(model, items, task, forward=None, warm_up=True):
     """Probability maps of whole items, one at a time, and seconds per item.
 
     One traced function with the side left unknown serves every length (an
-    eager call per item measured several times slower here).
+    eager call per item measured several times slower here); pass the one
+    :func:`traced_forward` made for ``model`` to reuse it. ``warm_up`` runs
+    the shortest item once first, so that the timings leave the tracing out.
     """
     import tensorflow as tf
 
-    first = task.inputs(items[0])
-    signature = [tf.TensorSpec((1,) + (None,) * (a.ndim - 1) + a.shape[-1:], tf.float32)
-                 for a in first]  # fmt: skip
-
-    @tf.function(input_signature=signature, autograph=False)
-    def forward(*x):
-        return model(x[0] if len(x) == 1 else list(x), training=False)[0, :, :, 0]
+    forward = forward or traced_forward(model, task.inputs(items[0]))
 
     def tensors(item):
         return [tf.constant(a[None], tf.float32) for a in task.inputs(item)]
 
-    forward(*tensors(items[0]))  # trace once, outside the timing
+    if warm_up:
+        forward(*tensors(min(items, key=len)))
     maps, seconds = [], []
     for item in items:
         inputs = tensors(item)
@@ -91,6 +88,20 @@ def predict_maps(model, items, task):
         np.fill_diagonal(prob, 0.0)
         maps.append(task.restrict(item, prob))
     return maps, seconds
+
+
+def traced_forward(model, first):
+    """``model`` as a traced function of one item; sides unknown, channels from ``first``."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((1,) + (None,) * (a.ndim - 1) + a.shape[-1:], tf.float32)
+                 for a in first]  # fmt: skip
+
+    @tf.function(input_signature=signature, autograph=False)
+    def forward(*x):
+        return model(x[0] if len(x) == 1 else list(x), training=False)[0, :, :, 0]
+
+    return forward
 
 
 class Run:
@@ -105,7 +116,7 @@ class Run:
             self.state_path,
             {"kind": kind, "seed": seed, "epochs_done": 0, "history": [], "best": None},
         )
-        self.model = None
+        self.model = self.forward = None
 
     @property
     def last_path(self):
@@ -155,7 +166,9 @@ class Run:
 
     def validate(self, entry, items, task, score):
         """Score every threshold on the validation items; keep the best model."""
-        maps, _ = predict_maps(self.model, items, task)
+        if self.forward is None:
+            self.forward = traced_forward(self.model, task.inputs(items[0]))
+        maps, _ = predict_maps(self.model, items, task, self.forward, warm_up=False)
         by_threshold = {str(t): score(items, maps, t) for t in THRESHOLDS}
         threshold = max(THRESHOLDS, key=lambda t: by_threshold[str(t)]["selection"])
         best_here = by_threshold[str(threshold)]
@@ -175,4 +188,51 @@ class Run:
         write_json(self.state_path, self.state)
 
     def release(self):
-        self.model = None
+        self.model = self.forward = None
+
+    def needs_result(self):
+        """True unless ``result.json`` exists for the epochs trained so far."""
+        done = read_json(self.result_path)
+        return done is None or done["epochs"] != self.state["epochs_done"]
+
+
+def train_side_by_side(runs, epochs, batches, steps, validation, validate_every, deadline, logfile):
+    """Train ``runs`` one epoch each in turn, up to ``epochs``, from where they stopped.
+
+    Args:
+        runs: ``Run`` objects (one seed, several models).
+        batches: ``epoch -> tf.data.Dataset`` of one pass over the training set.
+        steps: batches in that pass.
+        validation: ``(items, task, score)`` for :meth:`Run.validate`.
+        validate_every: validate after every N-th epoch, and after the last.
+        deadline: ``time.time()`` after which no epoch is started, or None.
+
+    Returns:
+        False when stopped by the deadline (run again to resume), else True.
+    """
+    for epoch in range(epochs):
+        for run in runs:
+            if run.state["epochs_done"] > epoch:
+                continue
+            if deadline is not None and time.time() > deadline:
+                log(logfile, "stopping (--stop-after); run again to resume")
+                return False
+            entry = run.train_epoch(batches(epoch), steps)
+            if epoch + 1 == epochs or (epoch + 1) % validate_every == 0:
+                run.validate(entry, *validation)
+            run.commit(entry)
+            v = entry.get("valid")
+            log(
+                logfile,
+                f"seed {run.seed} {run.kind:8s} epoch {entry['epoch']}: {entry['seconds']:.0f} s"
+                f" loss {entry['loss']:.4f}"
+                + (
+                    f"  valid {v['selection']:.3f} (threshold {v['threshold']})"
+                    f"{' best' if entry.get('saved_best') else ''}"
+                    if v
+                    else ""
+                ),
+            )
+    for run in runs:
+        run.release()
+    return True

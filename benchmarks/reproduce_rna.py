@@ -30,7 +30,15 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _repro import Run, log, machine, predict_maps, read_json, write_json  # noqa: E402
+from _repro import (  # noqa: E402
+    Run,
+    log,
+    machine,
+    predict_maps,
+    read_json,
+    train_side_by_side,
+    write_json,
+)
 
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "rna", "strand16s")
 MODELS = ("cnn", "cnn-sym", "scnn")
@@ -165,7 +173,7 @@ def training_batches(train, args, seed, epoch):
 
 
 def train_all(args, split):
-    train, valid = split["train"], split["valid"]
+    train = split["train"]
     steps = -(-len(train) // args.batch_size)
     logfile = os.path.join(args.work, "train.log")
     deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
@@ -175,34 +183,20 @@ def train_all(args, split):
                 args.positive_weight)
             for kind in args.models
         ]  # fmt: skip
-        for epoch in range(args.epochs):
-            for run in runs:
-                if run.state["epochs_done"] > epoch:
-                    continue
-                if deadline is not None and time.time() > deadline:
-                    log(logfile, "stopping (--stop-after); run again to resume")
-                    return False
-                entry = run.train_epoch(training_batches(train, args, seed, epoch), steps)
-                last = epoch + 1 == args.epochs
-                if last or (epoch + 1) % args.validate_every == 0:
-                    run.validate(entry, valid, RnaItems, score)
-                run.commit(entry)
-                v = entry.get("valid")
-                log(
-                    logfile,
-                    f"seed {seed} {run.kind:8s} epoch {entry['epoch']}: {entry['seconds']:.0f} s"
-                    f" loss {entry['loss']:.4f}"
-                    + (
-                        f"  valid Acc {v['accuracy']:.3f} (t={v['threshold']})"
-                        f"{' best' if entry.get('saved_best') else ''}"
-                        if v
-                        else ""
-                    ),
-                )
+        finished = train_side_by_side(
+            runs,
+            args.epochs,
+            lambda epoch, seed=seed: training_batches(train, args, seed, epoch),
+            steps,
+            (split["valid"], RnaItems, score),
+            args.validate_every,
+            deadline,
+            logfile,
+        )
+        if not finished:
+            return False
         for run in runs:
-            run.release()
-            done = read_json(run.result_path)
-            if done is None or done["epochs"] != run.state["epochs_done"]:
+            if run.needs_result():
                 finish(run, args, split, logfile)
     return True
 

@@ -88,3 +88,36 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, reproduce_rna):
     assert result["trainable_params"] == 239_318
     table = (parts / "report" / "tables.md").read_text()
     assert "| SCNN | 0 | 239,318 | 2 (" in table
+
+
+PROTEIN = os.path.join(HERE, "..", "..", "shared", "data", "protein")
+
+
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(PROTEIN, "ts50.json")),
+    reason="../shared/data/protein (CATH and TS50 chains) is not present",
+)
+def test_contact_reproduction_on_a_few_real_chains(tmp_path):
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        reproduce_contact = importlib.import_module("reproduce_contact")
+    finally:
+        sys.path.remove(BENCHMARKS)
+    from keras_symconv.data.protein import read_protein_json
+
+    work = tmp_path / "work"
+    argv = [
+        "--protein", PROTEIN, "--work", str(work), "--out", str(tmp_path / "report"),
+        "--experiments", "ts50-25-100", "--models", "scnn", "--limit", "8", "--epochs", "1",
+        "--crop", "24", "--batch-size", "4",
+    ]  # fmt: skip
+    assert reproduce_contact.main(argv) == 0
+    result = json.loads((work / "ts50-25-100" / "seed0" / "scnn" / "result.json").read_text())
+    ts50 = [c.name for c in read_protein_json(os.path.join(PROTEIN, "ts50.json"))]
+    short = [c.name for c in read_protein_json(os.path.join(PROTEIN, "ts50.json")) if len(c) <= 100]
+    assert result["test_names"] == short[:8] and set(short) <= set(ts50)
+    assert result["sizes"] == {"train": 7, "valid": 1, "test": 8}
+    assert result["trainable_params"] == 1_364_788
+    assert 0.0 <= result["test"]["long_L/5"] <= 1.0
+    table = (tmp_path / "report" / "tables.md").read_text()
+    assert "| ts50-25-100 | SCNN | 0 | 1,364,788 (1,326,000) |" in table

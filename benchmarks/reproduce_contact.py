@@ -1,0 +1,396 @@
+"""Reproduce the paper's Table III (contact maps), with resumable runs.
+
+The contact CNN, the CNN with symmetrized output and the SCNN are trained
+side by side (``_repro.py``: one epoch of each in turn, checkpoints every
+epoch, resume by running the same command again) on these experiments:
+
+- ``ts50-25-100``: train on ``cath.json`` chains of 25-100 residues (a
+  seeded part of the chains held out for validation), test on the TS50
+  chains of 25-100 residues, as in the paper;
+- ``ts50-all``: the same with every length;
+- ``pfam``: the 40 Pfam domains with 2D features from their alignments
+  (mutual information and covariance couplings, APC corrected), k-fold
+  cross-validation by domain (each fold's validation part is a seeded part
+  of its training domains).
+
+The CATH and TS50 chains have no alignments here: their 2D features are the
+sequence-separation channel only (the alignment channels are zero).
+
+    python benchmarks/reproduce_contact.py --experiments ts50-25-100 --epochs 10
+    python benchmarks/reproduce_contact.py --report
+
+Epoch and decoding threshold are chosen on validation (decoded accuracy,
+as the ``symconv`` tool does); the test sets are scored once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _repro import (  # noqa: E402
+    Run,
+    log,
+    machine,
+    predict_maps,
+    read_json,
+    train_side_by_side,
+    write_json,
+)
+
+PROTEIN = os.path.join(HERE, "..", "..", "shared", "data", "protein")
+MODELS = ("cnn", "cnn-sym", "scnn")
+TITLES = {"cnn": "CNN", "cnn-sym": "CNN, symmetrized output", "scnn": "SCNN"}
+EXPERIMENTS = ("ts50-25-100", "ts50-all", "pfam")
+#: Table III's trainable parameter counts.
+PAPER_PARAMS = {"cnn": 2_465_000, "scnn": 1_326_000}
+PRECISION_KEYS = ("long_L", "long_L/2", "long_L/5", "medium_L", "medium_L/2", "medium_L/5")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--protein", default=PROTEIN, help="folder with cath.json, ts50.json, pfam_domains/"
+    )
+    p.add_argument(
+        "--work",
+        default=os.path.expanduser("~/.cache/keras-symconv/reproduce_contact"),
+        help="checkpoint folder (outside the repository; reuse it to resume)",
+    )
+    p.add_argument("--out", default=os.path.join(HERE, "results", "contact"), help="report folder")
+    p.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=list(EXPERIMENTS))
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--crop", type=int, default=100, help="training window (paper: 100)")
+    p.add_argument("--batch-size", type=int, default=10, help="paper: 10")
+    p.add_argument("--lr-cnn", type=float, default=1e-3, help="Adam for the CNNs (paper: 1e-3)")
+    p.add_argument("--lr-scnn", type=float, default=2e-3, help="Adam for the SCNN (paper: 2e-3)")
+    p.add_argument("--positive-weight", type=float, default=5.0, help="paper: 5")
+    p.add_argument("--bn-momentum", type=float, default=0.9, help="as the symconv tool")
+    p.add_argument("--valid-fraction", type=float, default=0.1)
+    p.add_argument("--folds", type=int, default=5, help="Pfam cross-validation folds")
+    p.add_argument("--validate-every", type=int, default=1)
+    p.add_argument(
+        "--stop-after",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="stop cleanly (between epochs) after this long; run again to resume",
+    )
+    p.add_argument("--limit", type=int, default=None, help="first N chains of each set (smoke)")
+    p.add_argument("--report", action="store_true", help="only write the report")
+    return p.parse_args(argv)
+
+
+def task():
+    from keras_symconv.cli import TASKS
+
+    return TASKS["contact"]
+
+
+def score(items, maps, threshold):
+    from keras_symconv.metrics import contact_precision, pair_metrics
+
+    t = task()
+    m = pair_metrics([t.native(e) for e in items], maps, threshold)
+    precision = [contact_precision(e.contacts, p, e.mask) for e, p in zip(items, maps, strict=True)]
+    out = {
+        "ppv": m["ppv"],
+        "sensitivity": m["sensitivity"],
+        "accuracy": m["accuracy"],
+        "selection": m["accuracy"],
+        "per_sequence": [list(map(float, s)) for s in m["per_sequence"]],
+    }
+    for key in PRECISION_KEYS:
+        out[key] = float(np.nanmean([p[key] for p in precision]))
+    return out
+
+
+def _split_off(items, fraction, seed, where):
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_valid = max(1, int(round(fraction * len(items))))
+    if n_valid >= len(items):
+        raise SystemExit(f"{where}: {len(items)} chains are too few to split off validation")
+    valid = [items[k] for k in sorted(order[:n_valid])]
+    train = [items[k] for k in sorted(order[n_valid:])]
+    return train, valid
+
+
+def experiments(args):
+    """``name -> (train, valid, test)`` of ContactExample lists."""
+    from keras_symconv.data.contact import contact_example
+    from keras_symconv.data.protein import read_pdb, read_protein_json
+
+    out = {}
+    wanted = set(args.experiments)
+    if wanted & {"ts50-25-100", "ts50-all"}:
+        cath = read_protein_json(os.path.join(args.protein, "cath.json"))
+        ts50 = read_protein_json(os.path.join(args.protein, "ts50.json"))
+        for name, (lo, hi) in (("ts50-25-100", (25, 100)), ("ts50-all", (1, 10**9))):
+            if name not in wanted:
+                continue
+            train = [contact_example(c) for c in cath if lo <= len(c) <= hi][: args.limit]
+            test = [contact_example(c) for c in ts50 if lo <= len(c) <= hi][: args.limit]
+            train, valid = _split_off(train, args.valid_fraction, 0, name)
+            out[name] = (train, valid, test)
+    if "pfam" in wanted:
+        from keras_symconv.data.alignment import find_alignment, read_alignment
+
+        folder = os.path.join(args.protein, "pfam_domains")
+        pdbs = sorted(os.listdir(os.path.join(folder, "pdb")))[: args.limit]
+        alignments = [
+            read_alignment(os.path.join(folder, "aln", n))
+            for n in sorted(os.listdir(os.path.join(folder, "aln")))
+        ]
+        domains = []
+        for n in pdbs:
+            chain = read_pdb(os.path.join(folder, "pdb", n))
+            _, codes, _ = find_alignment(alignments, chain.sequence)
+            domains.append(contact_example(chain, codes))
+        order = np.random.default_rng(0).permutation(len(domains))
+        folds = np.array_split(order, args.folds)
+        for k, fold in enumerate(folds):
+            test = [domains[i] for i in sorted(fold)]
+            rest = [domains[i] for i in sorted(set(order) - set(fold))]
+            train, valid = _split_off(rest, args.valid_fraction, k, f"pfam fold {k}")
+            out[f"pfam-fold{k}"] = (train, valid, test)
+    return out
+
+
+def builder(args):
+    def build(kind):
+        from keras_symconv.models import build_contact_cnn, build_contact_scnn
+
+        if kind == "scnn":
+            return build_contact_scnn(batch_norm_momentum=args.bn_momentum)
+        return build_contact_cnn(
+            symmetrize_output=kind == "cnn-sym", batch_norm_momentum=args.bn_momentum
+        )
+
+    return build
+
+
+def train_all(args, sets):
+    from keras_symconv.data.contact import contact_training_dataset
+
+    logfile = os.path.join(args.work, "train.log")
+    deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
+    for name, (train, valid, test) in sets.items():
+        steps = -(-len(train) // args.batch_size)
+        for seed in args.seeds:
+            runs = [
+                Run(
+                    os.path.join(args.work, name, f"seed{seed}", kind),
+                    kind,
+                    seed,
+                    builder(args),
+                    args.lr_scnn if kind == "scnn" else args.lr_cnn,
+                    args.positive_weight,
+                )
+                for kind in args.models
+            ]
+
+            def batches(epoch, seed=seed, train=train):
+                return contact_training_dataset(
+                    train, args.batch_size, args.crop, seed=seed * 100_003 + epoch
+                )
+
+            if not train_side_by_side(
+                runs,
+                args.epochs,
+                batches,
+                steps,
+                (valid, task(), score),
+                args.validate_every,
+                deadline,
+                logfile,
+            ):
+                return False
+            for run in runs:
+                if run.needs_result():
+                    finish(run, args, name, (train, valid, test), logfile)
+    return True
+
+
+def finish(run, args, name, sets, logfile):
+    import keras
+
+    import keras_symconv  # noqa: F401
+
+    best = run.state["best"]
+    model = keras.saving.load_model(run.best_path)
+    result = {
+        "experiment": name,
+        "kind": run.kind,
+        "seed": run.seed,
+        "trainable_params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
+        "best_epoch": best["epoch"],
+        "threshold": best["threshold"],
+        "epochs": run.state["epochs_done"],
+        "seconds_per_epoch": float(np.median([h["seconds"] for h in run.state["history"]])),
+        "sizes": {
+            part: len(items) for part, items in zip(("train", "valid", "test"), sets, strict=True)
+        },
+        "settings": {
+            k: getattr(args, k)
+            for k in (
+                "crop",
+                "batch_size",
+                "lr_cnn",
+                "lr_scnn",
+                "positive_weight",
+                "bn_momentum",
+                "valid_fraction",
+                "folds",
+                "validate_every",
+                "limit",
+            )
+        },  # fmt: skip
+    }
+    for part, items in zip(("valid", "test"), sets[1:], strict=True):
+        maps, seconds = predict_maps(model, items, task())
+        result[part] = score(items, maps, best["threshold"])
+        if part == "test":
+            result["inference_seconds_per_chain"] = float(np.mean(seconds))
+            result["test_names"] = [e.name for e in items]
+            k = int(np.argmin([abs(len(e) - 100) for e in items]))
+            np.save(os.path.join(run.folder, "figure_map.npy"), maps[k].astype(np.float32))
+            result["figure_chain"] = items[k].name
+    write_json(run.result_path, result)
+    t = result["test"]
+    log(
+        logfile,
+        f"{name} seed {run.seed} {run.kind}: test PPV/Sen/Acc {t['ppv']:.3f}/"
+        f"{t['sensitivity']:.3f}/{t['accuracy']:.3f}, long L/5 {t['long_L/5']:.3f}",
+    )
+
+
+def _mean_sd(values, digits=3):
+    values = np.asarray(values, float)
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def _pooled_pfam(results):
+    """Pfam folds pooled: per-domain figures of every fold's test part, averaged."""
+    pooled = {}
+    for r in results:
+        pooled.setdefault((r["kind"], r["seed"]), []).append(r)
+    out = []
+    for (kind, seed), rs in pooled.items():
+        n = [len(r["test"]["per_sequence"]) for r in rs]
+        merged = {"kind": kind, "seed": seed, "experiment": "pfam (all folds)"}
+        for key in ("ppv", "sensitivity", "accuracy", *PRECISION_KEYS):
+            merged[key] = float(np.average([r["test"][key] for r in rs], weights=n))
+        merged.update(
+            trainable_params=rs[0]["trainable_params"],
+            seconds_per_epoch=float(np.median([r["seconds_per_epoch"] for r in rs])),
+            folds=len(rs),
+        )
+        out.append(merged)
+    return out
+
+
+def report(args):
+    os.makedirs(args.out, exist_ok=True)
+    found = []
+    for root, _, names in os.walk(args.work):
+        if "result.json" in names:
+            found.append(read_json(os.path.join(root, "result.json")))
+    settings = sorted({json.dumps(r["settings"], sort_keys=True) for r in found})
+    lines = [
+        "# Contact maps (Table III)",
+        "",
+        f"Machine: {machine()}; date {time.strftime('%Y-%m-%d')}.",
+        f"Command: `python benchmarks/reproduce_contact.py {' '.join(sys.argv[1:])}`",
+        "Training settings (paper: crop 100, batch 10, Adam 1e-3 CNN / 2e-3 SCNN, weight 5): "
+        + ("; ".join(settings) or "no finished run yet")
+        + ".",
+        "",
+        "| experiment | model | seeds | trainable params (paper) | test PPV / Sen / Acc | "
+        + " | ".join(PRECISION_KEYS)
+        + " | s/epoch |",
+        "|---|---|---|---|---|" + "---|" * len(PRECISION_KEYS) + "---|",
+    ]
+    rows = [r for r in found if not r["experiment"].startswith("pfam")]
+    flat = [{**r, **r["test"]} for r in rows] + _pooled_pfam(
+        [r for r in found if r["experiment"].startswith("pfam")]
+    )
+    groups = {}
+    for r in flat:
+        groups.setdefault((r["experiment"], r["kind"]), []).append(r)
+    for (experiment, kind), rs in sorted(groups.items()):
+        paper = PAPER_PARAMS.get(kind)
+        lines.append(
+            f"| {experiment} | {TITLES[kind]} | {','.join(str(r['seed']) for r in rs)} | "
+            f"{rs[0]['trainable_params']:,} ({f'{paper:,}' if paper else '-'}) | "
+            + " / ".join(_mean_sd([r[k] for r in rs]) for k in ("ppv", "sensitivity", "accuracy"))
+            + " | "
+            + " | ".join(_mean_sd([r[k] for r in rs]) for k in PRECISION_KEYS)
+            + f" | {_mean_sd([r['seconds_per_epoch'] for r in rs], 0)} |"
+        )
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(args.out, "tables.md"), "w") as handle:
+        handle.write(text)
+    print(text)
+    figure(args, found)
+
+
+def figure(args, found):
+    """Fig. 2 analogue for one TS50 chain: native contacts beside CNN and SCNN."""
+    import sys as _sys
+
+    _sys.path.insert(0, os.path.join(HERE, ".."))
+    from keras_symconv.cli import heatmap
+    from keras_symconv.data.contact import contact_example
+    from keras_symconv.data.protein import read_protein_json
+
+    by_kind = {
+        r["kind"]: r
+        for r in found
+        if r["experiment"] == "ts50-25-100" and r["seed"] == min(args.seeds)
+    }
+    if "cnn" not in by_kind or "scnn" not in by_kind:
+        return
+    name = by_kind["scnn"]["figure_chain"]
+    chain = next(
+        c for c in read_protein_json(os.path.join(args.protein, "ts50.json")) if c.name == name
+    )
+    example = contact_example(chain)
+    maps, titles = [task().native(example)], ["native (C-alpha < 8 A)"]
+    for kind in ("cnn", "scnn"):
+        folder = os.path.join(args.work, "ts50-25-100", f"seed{by_kind[kind]['seed']}", kind)
+        maps.append(np.load(os.path.join(folder, "figure_map.npy")))
+        titles.append(TITLES[kind])
+    heatmap(
+        os.path.join(args.out, "heatmaps.png"),
+        maps,
+        titles,
+        suptitle=f"{name} ({len(chain)} residues, TS50)",
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.makedirs(args.work, exist_ok=True)
+    if not args.report:
+        log(os.path.join(args.work, "train.log"), f"start: {' '.join(sys.argv)}; {machine()}")
+        if not train_all(args, experiments(args)):
+            return 3
+    report(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
