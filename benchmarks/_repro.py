@@ -27,6 +27,47 @@ import numpy as np
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(2, 19))
 
 
+MODELS = ("cnn", "cnn-sym", "scnn")
+
+
+def add_run_arguments(parser, name, epochs, crop, paper_crop):
+    """The options every reproduction script has (checkpoints in ``~/.cache``)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = parser
+    p.add_argument(
+        "--work",
+        default=os.path.expanduser(f"~/.cache/keras-symconv/reproduce_{name}"),
+        help="checkpoint folder (outside the repository; reuse it to resume)",
+    )
+    p.add_argument("--out", default=os.path.join(here, "results", name), help="report folder")
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--crop", type=int, default=crop, help=f"training window (paper: {paper_crop})")
+    p.add_argument("--batch-size", type=int, default=10, help="paper: 10")
+    p.add_argument("--positive-weight", type=float, default=5.0, help="paper: 5")
+    p.add_argument(
+        "--bn-momentum",
+        type=float,
+        default=0.9,
+        help="batch-norm momentum (as the symconv tool; Keras' 0.99 settles too slowly here)",
+    )
+    p.add_argument(
+        "--validate-every", type=int, default=1, help="validate every N epochs (and the last)"
+    )
+    p.add_argument(
+        "--stop-after",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="stop cleanly (between epochs) after this long; run again to resume",
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, help="only the first N records of each set (smoke)"
+    )
+    p.add_argument("--report", action="store_true", help="only write the report")
+
+
 def write_json(path, obj):
     """Write ``obj`` as JSON atomically (a reader never sees half a file)."""
     tmp = path + ".tmp"
@@ -51,6 +92,25 @@ def machine():
         f"{platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}, "
         f"Keras {keras.__version__}, Python {platform.python_version()}"
     )
+
+
+def mean_sd(values, digits=3):
+    """``"m ± s"`` over seeds (sample s.d.), or the one value."""
+    values = np.asarray(values, float)
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def model_builder(build_symmetric, build_plain, bn_momentum):
+    """``kind -> model`` for the kinds "scnn", "cnn" and "cnn-sym"."""
+
+    def build(kind):
+        if kind == "scnn":
+            return build_symmetric(batch_norm_momentum=bn_momentum)
+        return build_plain(symmetrize_output=kind == "cnn-sym", batch_norm_momentum=bn_momentum)
+
+    return build
 
 
 def log(path, text):

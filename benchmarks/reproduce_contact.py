@@ -38,8 +38,11 @@ sys.path.insert(0, HERE)
 
 from _repro import (  # noqa: E402
     Run,
+    add_run_arguments,
     log,
     machine,
+    mean_sd,
+    model_builder,
     predict_maps,
     read_json,
     train_side_by_side,
@@ -47,7 +50,6 @@ from _repro import (  # noqa: E402
 )
 
 PROTEIN = os.path.join(HERE, "..", "..", "shared", "data", "protein")
-MODELS = ("cnn", "cnn-sym", "scnn")
 TITLES = {"cnn": "CNN", "cnn-sym": "CNN, symmetrized output", "scnn": "SCNN"}
 EXPERIMENTS = ("ts50-25-100", "ts50-all", "pfam")
 #: Table III's trainable parameter counts.
@@ -60,34 +62,12 @@ def parse_args(argv=None):
     p.add_argument(
         "--protein", default=PROTEIN, help="folder with cath.json, ts50.json, pfam_domains/"
     )
-    p.add_argument(
-        "--work",
-        default=os.path.expanduser("~/.cache/keras-symconv/reproduce_contact"),
-        help="checkpoint folder (outside the repository; reuse it to resume)",
-    )
-    p.add_argument("--out", default=os.path.join(HERE, "results", "contact"), help="report folder")
+    add_run_arguments(p, "contact", epochs=10, crop=100, paper_crop=100)
     p.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=list(EXPERIMENTS))
-    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--crop", type=int, default=100, help="training window (paper: 100)")
-    p.add_argument("--batch-size", type=int, default=10, help="paper: 10")
     p.add_argument("--lr-cnn", type=float, default=1e-3, help="Adam for the CNNs (paper: 1e-3)")
     p.add_argument("--lr-scnn", type=float, default=2e-3, help="Adam for the SCNN (paper: 2e-3)")
-    p.add_argument("--positive-weight", type=float, default=5.0, help="paper: 5")
-    p.add_argument("--bn-momentum", type=float, default=0.9, help="as the symconv tool")
     p.add_argument("--valid-fraction", type=float, default=0.1)
     p.add_argument("--folds", type=int, default=5, help="Pfam cross-validation folds")
-    p.add_argument("--validate-every", type=int, default=1)
-    p.add_argument(
-        "--stop-after",
-        type=float,
-        default=None,
-        metavar="MINUTES",
-        help="stop cleanly (between epochs) after this long; run again to resume",
-    )
-    p.add_argument("--limit", type=int, default=None, help="first N chains of each set (smoke)")
-    p.add_argument("--report", action="store_true", help="only write the report")
     return p.parse_args(argv)
 
 
@@ -167,16 +147,10 @@ def experiments(args):
 
 
 def builder(args):
-    def build(kind):
-        from keras_symconv.models import build_contact_cnn, build_contact_scnn
+    """``kind -> model`` with this run's settings."""
+    from keras_symconv.models import build_contact_cnn, build_contact_scnn
 
-        if kind == "scnn":
-            return build_contact_scnn(batch_norm_momentum=args.bn_momentum)
-        return build_contact_cnn(
-            symmetrize_output=kind == "cnn-sym", batch_norm_momentum=args.bn_momentum
-        )
-
-    return build
+    return model_builder(build_contact_scnn, build_contact_cnn, args.bn_momentum)
 
 
 def train_all(args, sets):
@@ -274,13 +248,6 @@ def finish(run, args, name, sets, logfile):
     )
 
 
-def _mean_sd(values, digits=3):
-    values = np.asarray(values, float)
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
-
-
 def _pooled_pfam(results):
     """Pfam folds pooled: per-domain figures of every fold's test part, averaged."""
     pooled = {}
@@ -334,10 +301,10 @@ def report(args):
         lines.append(
             f"| {experiment} | {TITLES[kind]} | {','.join(str(r['seed']) for r in rs)} | "
             f"{rs[0]['trainable_params']:,} ({f'{paper:,}' if paper else '-'}) | "
-            + " / ".join(_mean_sd([r[k] for r in rs]) for k in ("ppv", "sensitivity", "accuracy"))
+            + " / ".join(mean_sd([r[k] for r in rs]) for k in ("ppv", "sensitivity", "accuracy"))
             + " | "
-            + " | ".join(_mean_sd([r[k] for r in rs]) for k in PRECISION_KEYS)
-            + f" | {_mean_sd([r['seconds_per_epoch'] for r in rs], 0)} |"
+            + " | ".join(mean_sd([r[k] for r in rs]) for k in PRECISION_KEYS)
+            + f" | {mean_sd([r['seconds_per_epoch'] for r in rs], 0)} |"
         )
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "tables.md"), "w") as handle:

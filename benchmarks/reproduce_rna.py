@@ -31,9 +31,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from _repro import (  # noqa: E402
+    MODELS,
     Run,
+    add_run_arguments,
     log,
     machine,
+    mean_sd,
+    model_builder,
     predict_maps,
     read_json,
     train_side_by_side,
@@ -41,7 +45,6 @@ from _repro import (  # noqa: E402
 )
 
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "rna", "strand16s")
-MODELS = ("cnn", "cnn-sym", "scnn")
 TITLES = {"cnn": "CNN", "cnn-sym": "CNN, symmetrized output", "scnn": "SCNN"}
 #: Table II of the paper (V100, 500 epochs of 500-nt crops): PPV, Sen, Acc.
 PAPER = {
@@ -55,46 +58,12 @@ PAPER = {
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default=DATA, help="folder with train.txt, valid.txt, test.txt")
-    p.add_argument(
-        "--work",
-        default=os.path.expanduser("~/.cache/keras-symconv/reproduce_rna"),
-        help="checkpoint folder (outside the repository; reuse it to resume)",
-    )
-    p.add_argument("--out", default=os.path.join(HERE, "results", "rna"), help="report folder")
-    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--crop", type=int, default=96, help="training window (paper: 500)")
-    p.add_argument("--batch-size", type=int, default=10, help="paper: 10")
+    add_run_arguments(p, "rna", epochs=6, crop=96, paper_crop=500)
     p.add_argument("--lr", type=float, default=2e-3, help="Adam (paper: 2e-3)")
-    p.add_argument("--positive-weight", type=float, default=5.0, help="paper: 5")
-    p.add_argument(
-        "--bn-momentum",
-        type=float,
-        default=0.9,
-        help="batch-norm momentum (as the symconv tool; Keras' 0.99 settles too slowly here)",
-    )
-    p.add_argument(
-        "--validate-every", type=int, default=1, help="validate every N epochs (and the last)"
-    )
     p.add_argument(
         "--train-eval", type=int, default=20, help="training sequences scored for the train row"
     )
-    p.add_argument(
-        "--stop-after",
-        type=float,
-        default=None,
-        metavar="MINUTES",
-        help="stop cleanly (between epochs) after this long; run again to resume",
-    )
-    p.add_argument(
-        "--limit",
-        type=int,
-        default=None,
-        help="use only the first N records of each split (smoke tests)",
-    )
     p.add_argument("--no-vienna", action="store_true", help="skip the ViennaRNA baseline")
-    p.add_argument("--report", action="store_true", help="only write the report")
     p.add_argument(
         "--figure-sequence",
         default=None,
@@ -142,17 +111,9 @@ def read_split(folder):
 
 def builder(args):
     """``kind -> model`` with this run's settings."""
+    from keras_symconv.models import build_rna_cnn, build_rna_scnn
 
-    def build(kind):
-        from keras_symconv.models import build_rna_cnn, build_rna_scnn
-
-        if kind == "scnn":
-            return build_rna_scnn(batch_norm_momentum=args.bn_momentum)
-        return build_rna_cnn(
-            symmetrize_output=kind == "cnn-sym", batch_norm_momentum=args.bn_momentum
-        )
-
-    return build
+    return model_builder(build_rna_scnn, build_rna_cnn, args.bn_momentum)
 
 
 def training_batches(train, args, seed, epoch):
@@ -301,13 +262,6 @@ def vienna(split, out):
     return result
 
 
-def _mean_sd(values, digits=3):
-    values = np.asarray(values, float)
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
-
-
 def report(args, split):
     """Markdown tables over every finished run, and the heatmap figure."""
     os.makedirs(args.out, exist_ok=True)
@@ -338,7 +292,7 @@ def report(args, split):
         for part in ("train", "valid", "test"):
             cells.append(
                 " / ".join(
-                    _mean_sd([r[part][m] for r in rs]) for m in ("ppv", "sensitivity", "accuracy")
+                    mean_sd([r[part][m] for r in rs]) for m in ("ppv", "sensitivity", "accuracy")
                 )
             )
         lines.append(
@@ -346,8 +300,8 @@ def report(args, split):
             f"{rs[0]['trainable_params']:,} | {rs[0]['epochs']} "
             f"({','.join(str(r['best_epoch']) for r in rs)}) | "
             f"{','.join(str(r['threshold']) for r in rs)} | {' | '.join(cells)} | "
-            f"{_mean_sd([r['seconds_per_epoch'] for r in rs], 0)} | "
-            f"{_mean_sd([r['inference_seconds_per_sequence'] for r in rs], 2)} |"
+            f"{mean_sd([r['seconds_per_epoch'] for r in rs], 0)} | "
+            f"{mean_sd([r['inference_seconds_per_sequence'] for r in rs], 2)} |"
         )
     if base:
         t = base["test"]
@@ -379,7 +333,7 @@ def report(args, split):
             for r in rs:
                 pairs = zip(r["test"]["per_sequence"], r["test_families"], strict=True)
                 accs.append(np.mean([s[2] for s, f in pairs if f == fam]))
-            cells.append(_mean_sd(accs))
+            cells.append(mean_sd(accs))
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "tables.md"), "w") as handle:
