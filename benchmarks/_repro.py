@@ -250,6 +250,25 @@ class Run:
     def release(self):
         self.model = self.forward = None
 
+    def best_model(self):
+        """The model chosen on validation, and the result fields every task shares."""
+        import keras
+
+        import keras_symconv  # noqa: F401  (registers the layers)
+
+        model = keras.saving.load_model(self.best_path)
+        best, history = self.state["best"], self.state["history"]
+        return model, {
+            "kind": self.kind,
+            "seed": self.seed,
+            "trainable_params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
+            "best_epoch": best["epoch"],
+            "threshold": best["threshold"],
+            "epochs": self.state["epochs_done"],
+            "seconds_per_epoch": float(np.median([h["seconds"] for h in history])),
+            "epoch_seconds": [h["seconds"] for h in history],
+        }
+
     def needs_result(self):
         """True unless ``result.json`` exists for the epochs trained so far."""
         done = read_json(self.result_path)

@@ -196,40 +196,33 @@ def train_all(args, sets):
 
 
 def finish(run, args, name, sets, logfile):
-    import keras
-
-    import keras_symconv  # noqa: F401
-
+    """Score the chosen model (best validation epoch and threshold) once."""
+    model, result = run.best_model()
     best = run.state["best"]
-    model = keras.saving.load_model(run.best_path)
-    result = {
-        "experiment": name,
-        "kind": run.kind,
-        "seed": run.seed,
-        "trainable_params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
-        "best_epoch": best["epoch"],
-        "threshold": best["threshold"],
-        "epochs": run.state["epochs_done"],
-        "seconds_per_epoch": float(np.median([h["seconds"] for h in run.state["history"]])),
-        "sizes": {
-            part: len(items) for part, items in zip(("train", "valid", "test"), sets, strict=True)
-        },
-        "settings": {
-            k: getattr(args, k)
-            for k in (
-                "crop",
-                "batch_size",
-                "lr_cnn",
-                "lr_scnn",
-                "positive_weight",
-                "bn_momentum",
-                "valid_fraction",
-                "folds",
-                "validate_every",
-                "limit",
-            )
-        },  # fmt: skip
-    }
+    result.update(
+        {
+            "experiment": name,
+            "sizes": {
+                part: len(items)
+                for part, items in zip(("train", "valid", "test"), sets, strict=True)
+            },
+            "settings": {
+                k: getattr(args, k)
+                for k in (
+                    "crop",
+                    "batch_size",
+                    "lr_cnn",
+                    "lr_scnn",
+                    "positive_weight",
+                    "bn_momentum",
+                    "valid_fraction",
+                    "folds",
+                    "validate_every",
+                    "limit",
+                )
+            },
+        }
+    )
     for part, items in zip(("valid", "test"), sets[1:], strict=True):
         maps, seconds = predict_maps(model, items, task())
         result[part] = score(items, maps, best["threshold"])

@@ -164,12 +164,8 @@ def train_all(args, split):
 
 def finish(run, args, split, logfile):
     """Score the chosen model (best validation epoch and threshold) once."""
-    import keras
-
-    import keras_symconv  # noqa: F401
-
+    model, result = run.best_model()
     best = run.state["best"]
-    model = keras.saving.load_model(run.best_path)
     rng = np.random.default_rng(run.seed)
     pick = sorted(rng.choice(len(split["train"]), args.train_eval, replace=False))
     subsets = {
@@ -177,29 +173,23 @@ def finish(run, args, split, logfile):
         "valid": split["valid"],
         "test": split["test"],
     }
-    result = {
-        "kind": run.kind,
-        "seed": run.seed,
-        "trainable_params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
-        "best_epoch": best["epoch"],
-        "threshold": best["threshold"],
-        "epochs": run.state["epochs_done"],
-        "seconds_per_epoch": float(np.median([h["seconds"] for h in run.state["history"]])),
-        "epoch_seconds": [h["seconds"] for h in run.state["history"]],
-        "train_sequences_scored": [s.name for s in subsets["train"]],
-        "settings": {
-            k: getattr(args, k)
-            for k in (
-                "crop",
-                "batch_size",
-                "lr",
-                "positive_weight",
-                "bn_momentum",
-                "validate_every",
-                "limit",
-            )
-        },
-    }
+    result.update(
+        {
+            "train_sequences_scored": [s.name for s in subsets["train"]],
+            "settings": {
+                k: getattr(args, k)
+                for k in (
+                    "crop",
+                    "batch_size",
+                    "lr",
+                    "positive_weight",
+                    "bn_momentum",
+                    "validate_every",
+                    "limit",
+                )
+            },
+        }
+    )
     for part, items in subsets.items():
         maps, seconds = predict_maps(model, items, RnaItems)
         result[part] = score(items, maps, best["threshold"])
