@@ -167,7 +167,8 @@ def finish(run, args, split, logfile):
     model, result = run.best_model()
     best = run.state["best"]
     rng = np.random.default_rng(run.seed)
-    pick = sorted(rng.choice(len(split["train"]), args.train_eval, replace=False))
+    n = min(args.train_eval, len(split["train"]))
+    pick = sorted(rng.choice(len(split["train"]), n, replace=False))
     subsets = {
         "train": [split["train"][k] for k in pick],
         "valid": split["valid"],
@@ -217,8 +218,9 @@ def finish(run, args, split, logfile):
 def vienna(split, out):
     """ViennaRNA minimum-free-energy structures of the test sequences, scored."""
     path = os.path.join(out, "vienna.json")
+    names = [s.name for s in split["test"]]
     cached = read_json(path)
-    if cached is not None:
+    if cached is not None and cached.get("test_names") == names:
         return cached
     try:
         import RNA
@@ -247,6 +249,7 @@ def vienna(split, out):
         },
         "seconds_per_sequence": float(np.mean(seconds)),
         "test_families": [s.family for s in split["test"]],
+        "test_names": names,
     }
     write_json(path, result)
     return result
