@@ -308,9 +308,6 @@ def report(args):
 
 def figure(args, found):
     """Fig. 2 analogue for one TS50 chain: native contacts beside CNN and SCNN."""
-    import sys as _sys
-
-    _sys.path.insert(0, os.path.join(HERE, ".."))
     from keras_symconv.cli import heatmap
     from keras_symconv.data.contact import contact_example
     from keras_symconv.data.protein import read_protein_json

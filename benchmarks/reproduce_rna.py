@@ -339,7 +339,6 @@ def figure(args, split, results):
     """The Fig. 2 analogue: native map beside CNN and SCNN predictions (seed of the first run)."""
     if "cnn" not in results or "scnn" not in results:
         return
-    sys.path.insert(0, os.path.join(HERE, ".."))
     from keras_symconv.cli import heatmap
 
     seed = results["scnn"][0]["seed"]
