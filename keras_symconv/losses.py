@@ -5,6 +5,9 @@ the loss is taken on the strict upper triangle ``i < j`` only. Padded
 positions are excluded: pass ``lengths`` or a ``mask``, or (in ``fit``) mark
 them with a negative label in ``y_true``, as the package's tf.data pipelines
 do (:data:`IGNORE_LABEL`).
+
+:class:`SampledBinaryCrossentropy` is the loss of sequential recommenders
+trained on targets and sampled negatives (CosRec).
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-__all__ = ["IGNORE_LABEL", "pair_binary_crossentropy", "PairBinaryCrossentropy", "pair_mask"]
+__all__ = [
+    "IGNORE_LABEL",
+    "pair_binary_crossentropy",
+    "PairBinaryCrossentropy",
+    "pair_mask",
+    "sampled_binary_crossentropy",
+    "SampledBinaryCrossentropy",
+]
 
 #: Label of padded (ignored) positions in ``y_true``.
 IGNORE_LABEL = -1.0
@@ -117,3 +127,47 @@ class PairBinaryCrossentropy(keras.losses.Loss):
         config = super().get_config()
         config.update(positive_weight=self.positive_weight, from_logits=self.from_logits)
         return config
+
+
+def sampled_binary_crossentropy(y_true, logits):
+    """CosRec's loss on scored targets and sampled negatives, per sample.
+
+    ``loss_b = mean_{targets} -log sigmoid(z) + mean_{negatives} -log(1 - sigmoid(z))``:
+    targets (label 1) and negatives (label 0) weigh the same however many
+    negatives are drawn. Labels :data:`IGNORE_LABEL` (padding targets) are
+    left out; a sample with none of one kind gets 0 for that term.
+
+    Args:
+        y_true: ``(batch, K)`` labels 1, 0 or :data:`IGNORE_LABEL`.
+        logits: ``(batch, K)`` scores (logits).
+
+    Returns:
+        ``(batch,)`` float32.
+    """
+    y_true = tf.cast(y_true, tf.float32)
+    logits = tf.cast(logits, tf.float32)
+    positive = tf.cast(y_true > 0.5, tf.float32)
+    negative = tf.cast(tf.equal(y_true, 0.0), tf.float32)
+    pos_term = tf.reduce_sum(positive * tf.nn.softplus(-logits), axis=-1)
+    neg_term = tf.reduce_sum(negative * tf.nn.softplus(logits), axis=-1)
+    return pos_term / tf.maximum(tf.reduce_sum(positive, -1), 1.0) + neg_term / tf.maximum(
+        tf.reduce_sum(negative, -1), 1.0
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class SampledBinaryCrossentropy(keras.losses.Loss):
+    """Keras loss: :func:`sampled_binary_crossentropy` (``y_pred`` are logits).
+
+    What :func:`~keras_symconv.data.recsys.rec_training_dataset` batches are
+    trained with: labels 1 for the targets, 0 for the negatives,
+    :data:`IGNORE_LABEL` for padding targets.
+    """
+
+    def __init__(
+        self, reduction="sum_over_batch_size", name="sampled_binary_crossentropy", **kwargs
+    ):
+        super().__init__(reduction=reduction, name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return sampled_binary_crossentropy(y_true, y_pred)

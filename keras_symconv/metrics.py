@@ -25,6 +25,11 @@ the decoded figure whenever no base has two candidates above the threshold;
 early in training, when many are, it is lower on PPV. Use
 :func:`pair_metrics` (what ``symconv rna evaluate`` prints) for reported
 numbers.
+
+:func:`ranking_metrics` is the evaluation of sequential recommenders as
+CosRec (and Caser before it) defines it: rank every item for each user,
+drop the items seen in training, then MAP over the full ranking and
+precision / recall at a cut-off.
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ import tensorflow as tf
 
 from keras_symconv.losses import pair_mask
 
-__all__ = ["decode_pairs", "pair_scores", "pair_metrics", "PairMetric", "contact_precision"]
+__all__ = [
+    "decode_pairs",
+    "pair_scores",
+    "pair_metrics",
+    "PairMetric",
+    "contact_precision",
+    "ranking_metrics",
+]
 
 #: Sequence-separation ranges of the contact-prediction field (CASP).
 CONTACT_RANGES = {"short": (6, 11), "medium": (12, 23), "long": (24, None)}
@@ -242,3 +254,105 @@ class PairMetric(keras.metrics.Metric):
             "name": self.name,
             "dtype": self.dtype,
         }
+
+
+def _ranking_positions(score, target, valid):
+    """0-based positions of ``target`` items in the filtered ranking of ``score``.
+
+    The ranking orders the ``valid`` items by descending score, ties by
+    ascending item id.
+    """
+    st = score[target][:, None]
+    ids = np.arange(len(score))
+    ahead = (score[None, :] > st) | ((score[None, :] == st) & (ids[None, :] < target[:, None]))
+    return np.sort((ahead & valid[None, :]).sum(axis=1))
+
+
+def ranking_metrics(scores, targets, exclude=None, ks=(1, 5, 10), per_user=False):
+    """MAP, precision@k and recall@k of full rankings, as CosRec evaluates.
+
+    For each user: rank all items by descending score (ties: the lower item
+    id first), remove the ``exclude`` items (those seen in training), and
+    compare with the user's distinct ``targets``:
+
+    - AP over the full ranking: ``sum_m m / p_m / |targets|``, where
+      ``p_1 < p_2 < ...`` are the 1-based positions of the targets found;
+    - ``precision@k = hits in the first k / k`` (``k`` capped at the number
+      of items left), ``recall@k = hits in the first k / |targets|``.
+
+    A target that is also excluded can never be found but still counts in
+    ``|targets|``, as in CosRec. Users without targets are skipped; the
+    figures are means over the others.
+
+    Args:
+        scores: ``(users, items)`` float array (higher = recommended first).
+        targets: one array of item ids per user (row of ``scores``).
+        exclude: ``None`` or one array of item ids per user.
+        ks: the cut-offs.
+        per_user: return per-user arrays (to combine chunks of users)
+            instead of the means.
+
+    Returns:
+        ``{"map", "precision@k", "recall@k" for k in ks, "users"}``: means
+        and the number of users scored; with ``per_user=True`` the arrays
+        (``"ap"`` instead of ``"map"``) and ``"users"`` the scored rows.
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(
+            f"Argument `scores` must be (users, items). Received shape: {scores.shape}"
+        )
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("Argument `scores` holds NaN or infinite values.")
+    num_users, num_items = scores.shape
+    if len(targets) != num_users:
+        raise ValueError(
+            f"Argument `targets` must hold one array per row of `scores` ({num_users}). "
+            f"Received: {len(targets)}"
+        )
+    if exclude is not None and len(exclude) != num_users:
+        raise ValueError(
+            f"Argument `exclude` must hold one array per row of `scores` ({num_users}). "
+            f"Received: {len(exclude)}"
+        )
+    ks = tuple(int(k) for k in ks)
+    if any(k < 1 for k in ks):
+        raise ValueError(f"Argument `ks` must be positive integers. Received: ks={ks}")
+    ap, users = [], []
+    precision = {k: [] for k in ks}
+    recall = {k: [] for k in ks}
+    for u in range(num_users):
+        target = np.unique(np.asarray(targets[u], dtype=np.int64))
+        if target.size == 0:
+            continue
+        if target.min() < 0 or target.max() >= num_items:
+            raise ValueError(
+                f"Argument `targets`: user row {u} has item ids outside 0 .. {num_items - 1}."
+            )
+        valid = np.ones(num_items, bool)
+        if exclude is not None:
+            ex = np.asarray(exclude[u], dtype=np.int64)
+            if ex.size and (ex.min() < 0 or ex.max() >= num_items):
+                raise ValueError(
+                    f"Argument `exclude`: user row {u} has item ids outside 0 .. {num_items - 1}."
+                )
+            valid[ex] = False
+        found = target[valid[target]]
+        pos = _ranking_positions(scores[u], found, valid)
+        ap.append(float(np.sum(np.arange(1, len(pos) + 1) / (pos + 1.0))) / target.size)
+        left = int(valid.sum())
+        for k in ks:
+            hits = int(np.sum(pos < k))
+            precision[k].append(hits / max(1, min(k, left)))
+            recall[k].append(hits / target.size)
+        users.append(u)
+    out = {"ap" if per_user else "map": np.asarray(ap)}
+    for k in ks:
+        out[f"precision@{k}"] = np.asarray(precision[k])
+        out[f"recall@{k}"] = np.asarray(recall[k])
+    if per_user:
+        out["users"] = np.asarray(users, dtype=np.int64)
+        return out
+    means = {key: float(v.mean()) if v.size else float("nan") for key, v in out.items()}
+    means["users"] = len(users)
+    return means

@@ -3,12 +3,12 @@
 import doctest
 
 import pytest
-from keras_symconv.models import contact_map, rna
+from keras_symconv.models import contact_map, cosrec, rna
 
 from keras_symconv import initializers, kernels, layers, utils
 
 
-@pytest.mark.parametrize("module", [kernels, layers, initializers, utils, rna, contact_map])
+@pytest.mark.parametrize("module", [kernels, layers, initializers, utils, rna, contact_map, cosrec])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0, f"no examples found in {module.__name__}"

@@ -8,6 +8,16 @@ from keras_symconv.data.protein import (
     read_protein_json,
     virtual_cb,
 )
+from keras_symconv.data.recsys import (
+    PAD_ITEM,
+    Interactions,
+    RecSplit,
+    last_items,
+    read_interactions,
+    rec_training_dataset,
+    sliding_windows,
+    split_by_time,
+)
 from keras_symconv.data.rna import (
     BASES,
     RNAStructure,
@@ -51,4 +61,12 @@ __all__ = [
     "write_dot_bracket",
     "synthetic_rna",
     "synthetic_rna_dataset",
+    "PAD_ITEM",
+    "Interactions",
+    "RecSplit",
+    "read_interactions",
+    "split_by_time",
+    "sliding_windows",
+    "last_items",
+    "rec_training_dataset",
 ]
