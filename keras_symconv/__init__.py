@@ -37,6 +37,7 @@ from keras_symconv import (  # noqa: E402
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform  # noqa: E402
 from keras_symconv.layers import (  # noqa: E402
     FusedSymmetryGenerating2D,
+    ItemScorer,
     SelfCartesian,
     Symmetrize,
     SymmetryGenerating2D,
@@ -52,6 +53,7 @@ __all__ = [
     "FusedSymmetryGenerating2D",
     "SymmetryPreserving2D",
     "Symmetrize",
+    "ItemScorer",
     "HalfGlorotUniform",
     "HalfGlorotNormal",
     "asymmetry",

@@ -5,8 +5,10 @@
     symconv rna predict  MODEL INPUT... --out DIR
     symconv rna evaluate MODEL DATA...
     symconv contact train|compare|predict|evaluate ... (the same, for proteins)
+    symconv rec train    (--data FILE... | --train F --test F) --model scosrec|cosrec --out DIR
+    symconv rec evaluate MODEL [data options]    (sequential recommendation)
 
-``symconv <rna|contact> <command> --help`` lists every option.
+``symconv <rna|contact|rec> <command> --help`` lists every option.
 """
 
 from __future__ import annotations
@@ -793,6 +795,9 @@ def build_parser():
         if domain == "contact":
             _add_length(p)
         p.set_defaults(func=cmd_evaluate)
+    from keras_symconv import cli_rec
+
+    cli_rec.add_parser(sub)
     return parser
 
 

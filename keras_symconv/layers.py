@@ -13,6 +13,10 @@ constant index map, and differentiate the expansion with the paper's update
 rules (eqs. 3 and 5) written out (:mod:`keras_symconv.kernels`). They take
 the arguments of ``keras.layers.Conv2D`` so one can replace the other, and
 reject what cannot stay symmetric.
+
+:class:`ItemScorer` is the per-item output layer of the sequential
+recommenders (:mod:`keras_symconv.models.cosrec`); it lives here so that
+``import keras_symconv`` registers it for loading ``.keras`` files.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "SymmetryPreserving2D",
     "Symmetrize",
     "FusedSymmetryGenerating2D",
+    "ItemScorer",
 ]
 
 _INITIALIZER_ALIASES = {
@@ -666,3 +671,82 @@ class FusedSymmetryGenerating2D(_SymmetricConv2D):
             "Conv2D, move its weights into a SymmetryGenerating2D after a SelfCartesian and "
             "call to_conv2d() there."
         )
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class ItemScorer(keras.layers.Layer):
+    """Per-item output weights: ``score[b, k] = W[items[b, k]] . x[b] + bias[items[b, k]]``.
+
+    Called on ``[x, items]`` it looks up only the rows of the items to score
+    (training on targets and sampled negatives); called on ``x`` alone it
+    scores every item with one matrix product, ``x @ W^T + bias`` (ranking
+    at evaluation), without building anything per item.
+
+    Args:
+        num_items: rows of the item table (item ids ``0 .. num_items - 1``).
+        weight_initializer: default normal with stddev ``1 / dim`` (CosRec).
+        regularizer: applied to both the weights and the biases.
+
+    Input shape:
+        ``x (batch, dim)`` and optionally ``items (batch, K)`` int.
+
+    Output shape:
+        ``(batch, K)`` or ``(batch, num_items)``.
+    """
+
+    def __init__(self, num_items, weight_initializer=None, regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(num_items, bool) or not isinstance(num_items, (int, np.integer)):
+            raise ValueError(f"Argument `num_items` must be an integer. Received: {num_items!r}")
+        if num_items < 1:
+            raise ValueError(f"Argument `num_items` must be positive. Received: {num_items}")
+        self.num_items = int(num_items)
+        self.weight_initializer = (
+            keras.initializers.get(weight_initializer) if weight_initializer else None
+        )
+        self.regularizer = keras.regularizers.get(regularizer)
+
+    def build(self, input_shape):
+        x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        dim = x_shape[-1]
+        if dim is None:
+            raise ValueError(f"ItemScorer needs a known feature size. Received: {x_shape}")
+        init = self.weight_initializer or keras.initializers.RandomNormal(stddev=1.0 / dim)
+        self.item_weights = self.add_weight(
+            shape=(self.num_items, int(dim)),
+            initializer=init,
+            regularizer=self.regularizer,
+            name="item_weights",
+        )
+        self.item_bias = self.add_weight(
+            shape=(self.num_items,),
+            initializer="zeros",
+            regularizer=self.regularizer,
+            name="item_bias",
+        )
+
+    def call(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            x, items = inputs
+            items = tf.cast(items, "int32")
+            w = tf.gather(self.item_weights, items)
+            return tf.einsum("bkd,bd->bk", w, x) + tf.gather(self.item_bias, items)
+        return tf.matmul(inputs, self.item_weights, transpose_b=True) + self.item_bias
+
+    def compute_output_shape(self, input_shape):
+        if isinstance(input_shape[0], (list, tuple)):
+            return (input_shape[0][0], input_shape[1][1])
+        return (input_shape[0], self.num_items)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_items=self.num_items,
+            weight_initializer=(
+                keras.initializers.serialize(self.weight_initializer)
+                if self.weight_initializer
+                else None
+            ),
+            regularizer=keras.regularizers.serialize(self.regularizer),
+        )
+        return config

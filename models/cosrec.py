@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_symconv.layers import (
     FusedSymmetryGenerating2D,
+    ItemScorer,
     SelfCartesian,
     SymmetryGenerating2D,
     SymmetryPreserving2D,
@@ -67,85 +67,6 @@ _DEFAULTS = dict(
     batch_norm_epsilon=1e-5,
 )
 _SYMMETRIC_DEFAULTS = dict(fused=True, compute="auto")
-
-
-@keras.saving.register_keras_serializable(package="keras_symconv")
-class ItemScorer(keras.layers.Layer):
-    """Per-item output weights: ``score[b, k] = W[items[b, k]] . x[b] + bias[items[b, k]]``.
-
-    Called on ``[x, items]`` it looks up only the rows of the items to score
-    (training on targets and sampled negatives); called on ``x`` alone it
-    scores every item with one matrix product, ``x @ W^T + bias`` (ranking
-    at evaluation), without building anything per item.
-
-    Args:
-        num_items: rows of the item table (item ids ``0 .. num_items - 1``).
-        weight_initializer: default normal with stddev ``1 / dim`` (CosRec).
-        regularizer: applied to both the weights and the biases.
-
-    Input shape:
-        ``x (batch, dim)`` and optionally ``items (batch, K)`` int.
-
-    Output shape:
-        ``(batch, K)`` or ``(batch, num_items)``.
-    """
-
-    def __init__(self, num_items, weight_initializer=None, regularizer=None, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(num_items, bool) or not isinstance(num_items, (int, np.integer)):
-            raise ValueError(f"Argument `num_items` must be an integer. Received: {num_items!r}")
-        if num_items < 1:
-            raise ValueError(f"Argument `num_items` must be positive. Received: {num_items}")
-        self.num_items = int(num_items)
-        self.weight_initializer = (
-            keras.initializers.get(weight_initializer) if weight_initializer else None
-        )
-        self.regularizer = keras.regularizers.get(regularizer)
-
-    def build(self, input_shape):
-        x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
-        dim = x_shape[-1]
-        if dim is None:
-            raise ValueError(f"ItemScorer needs a known feature size. Received: {x_shape}")
-        init = self.weight_initializer or keras.initializers.RandomNormal(stddev=1.0 / dim)
-        self.item_weights = self.add_weight(
-            shape=(self.num_items, int(dim)),
-            initializer=init,
-            regularizer=self.regularizer,
-            name="item_weights",
-        )
-        self.item_bias = self.add_weight(
-            shape=(self.num_items,),
-            initializer="zeros",
-            regularizer=self.regularizer,
-            name="item_bias",
-        )
-
-    def call(self, inputs):
-        if isinstance(inputs, (list, tuple)):
-            x, items = inputs
-            items = tf.cast(items, "int32")
-            w = tf.gather(self.item_weights, items)
-            return tf.einsum("bkd,bd->bk", w, x) + tf.gather(self.item_bias, items)
-        return tf.matmul(inputs, self.item_weights, transpose_b=True) + self.item_bias
-
-    def compute_output_shape(self, input_shape):
-        if isinstance(input_shape[0], (list, tuple)):
-            return (input_shape[0][0], input_shape[1][1])
-        return (input_shape[0], self.num_items)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            num_items=self.num_items,
-            weight_initializer=(
-                keras.initializers.serialize(self.weight_initializer)
-                if self.weight_initializer
-                else None
-            ),
-            regularizer=keras.regularizers.serialize(self.regularizer),
-        )
-        return config
 
 
 def _count(value, name, minimum=1):

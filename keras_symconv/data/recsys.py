@@ -29,6 +29,7 @@ __all__ = [
     "RecSplit",
     "read_interactions",
     "split_by_time",
+    "read_split",
     "sliding_windows",
     "last_items",
     "rec_training_dataset",
@@ -198,6 +199,31 @@ def split_by_time(interactions, fractions=(0.7, 0.1, 0.2)):
             f"({interactions.num_users} users)."
         )
     return RecSplit(train, valid, test, interactions.num_users, interactions.num_items)
+
+
+def read_split(train, valid, test, user_map=None, item_map=None):
+    """A :class:`RecSplit` from files already split (e.g. CosRec's train/test files).
+
+    The three files are read with one pair of id maps (returned), so an item
+    first seen in ``valid`` or ``test`` gets an id too (its output weights
+    are never trained). ``valid`` may be ``None`` (no validation part).
+
+    Returns:
+        ``(split, user_map, item_map)``.
+    """
+    parts = []
+    for path in (train, valid, test):
+        if path is None:
+            parts.append(None)
+            continue
+        inter = read_interactions(path, user_map, item_map)
+        user_map, item_map = inter.user_map, inter.item_map
+        parts.append(inter.sequences)
+    num_users = len(user_map)
+    empty = np.zeros(0, np.int32)
+    seqs = [[empty] * num_users if p is None else p + [empty] * (num_users - len(p)) for p in parts]
+    split = RecSplit(*seqs, num_users=num_users, num_items=len(item_map) + 1)
+    return split, user_map, item_map
 
 
 def _check_lengths(sequence_length, target_length):
