@@ -167,9 +167,11 @@ def traced_forward(model, first):
 class Run:
     """One model and one seed: its checkpoint folder and its training state."""
 
-    def __init__(self, folder, kind, seed, build, lr, positive_weight):
+    def __init__(self, folder, kind, seed, build, lr, positive_weight=None, loss=None):
+        """``loss``: a function making the Keras loss (default: the pair-map loss)."""
         self.folder, self.kind, self.seed = folder, kind, seed
         self.build, self.lr, self.positive_weight = build, lr, positive_weight
+        self.make_loss = loss
         os.makedirs(folder, exist_ok=True)
         self.state_path = os.path.join(folder, "state.json")
         self.state = read_json(
@@ -205,10 +207,11 @@ class Run:
             self.state.update(epochs_done=0, history=[], best=None)
             keras.utils.set_random_seed(self.seed)
             self.model = self.build(self.kind)
-            self.model.compile(
-                optimizer=keras.optimizers.Adam(self.lr),
-                loss=PairBinaryCrossentropy(positive_weight=self.positive_weight),
-            )
+            if self.make_loss is not None:
+                loss = self.make_loss()
+            else:
+                loss = PairBinaryCrossentropy(positive_weight=self.positive_weight)
+            self.model.compile(optimizer=keras.optimizers.Adam(self.lr), loss=loss)
         return self.model
 
     def train_epoch(self, dataset, steps):
@@ -231,13 +234,16 @@ class Run:
         maps, _ = predict_maps(self.model, items, task, self.forward, warm_up=False)
         by_threshold = {str(t): score(items, maps, t) for t in THRESHOLDS}
         threshold = max(THRESHOLDS, key=lambda t: by_threshold[str(t)]["selection"])
-        best_here = by_threshold[str(threshold)]
-        entry["valid"] = {"threshold": threshold, **best_here}
         entry["valid_at_0.5"] = by_threshold["0.5"]
+        self.record_validation(entry, {"threshold": threshold, **by_threshold[str(threshold)]})
+
+    def record_validation(self, entry, figures):
+        """Store the validation ``figures`` (with a ``"selection"`` key); keep the best model."""
+        entry["valid"] = figures
         best = self.state["best"]
-        if best is None or best_here["selection"] > best["selection"]:
+        if best is None or figures["selection"] > best["selection"]:
             self.model.save(self.best_path)
-            self.state["best"] = {"epoch": entry["epoch"], "threshold": threshold, **best_here}
+            self.state["best"] = {"epoch": entry["epoch"], **figures}
             entry["saved_best"] = True
 
     def commit(self, entry):
@@ -263,7 +269,7 @@ class Run:
             "seed": self.seed,
             "trainable_params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
             "best_epoch": best["epoch"],
-            "threshold": best["threshold"],
+            "threshold": best.get("threshold"),
             "epochs": self.state["epochs_done"],
             "seconds_per_epoch": float(np.median([h["seconds"] for h in history])),
             "epoch_seconds": [h["seconds"] for h in history],
@@ -282,7 +288,9 @@ def train_side_by_side(runs, epochs, batches, steps, validation, validate_every,
         runs: ``Run`` objects (one seed, several models).
         batches: ``epoch -> tf.data.Dataset`` of one pass over the training set.
         steps: batches in that pass.
-        validation: ``(items, task, score)`` for :meth:`Run.validate`.
+        validation: ``(items, task, score)`` for :meth:`Run.validate`, or a
+            function ``model -> figures`` (with a ``"selection"`` key) for
+            :meth:`Run.record_validation`.
         validate_every: validate after every N-th epoch, and after the last.
         deadline: ``time.time()`` after which no epoch is started, or None.
 
@@ -298,7 +306,10 @@ def train_side_by_side(runs, epochs, batches, steps, validation, validate_every,
                 return False
             entry = run.train_epoch(batches(epoch), steps)
             if epoch + 1 == epochs or (epoch + 1) % validate_every == 0:
-                run.validate(entry, *validation)
+                if callable(validation):
+                    run.record_validation(entry, validation(run.model))
+                else:
+                    run.validate(entry, *validation)
             run.commit(entry)
             v = entry.get("valid")
             log(
@@ -306,8 +317,9 @@ def train_side_by_side(runs, epochs, batches, steps, validation, validate_every,
                 f"seed {run.seed} {run.kind:8s} epoch {entry['epoch']}: {entry['seconds']:.0f} s"
                 f" loss {entry['loss']:.4f}"
                 + (
-                    f"  valid {v['selection']:.3f} (threshold {v['threshold']})"
-                    f"{' best' if entry.get('saved_best') else ''}"
+                    f"  valid {v['selection']:.4f}"
+                    + (f" (threshold {v['threshold']})" if "threshold" in v else "")
+                    + (" best" if entry.get("saved_best") else "")
                     if v
                     else ""
                 ),
