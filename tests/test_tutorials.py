@@ -73,3 +73,21 @@ def test_tutorial_03_contact_maps_tiny(tmp_path):
         assert 0.0 <= _figure(rf"validation: .*?{label} ([0-9.]+)", out) <= 1.0
     assert _figure(r"largest asymmetry of a predicted map: ([0-9.e+-]+)", out) < 1e-5
     assert (tmp_path / "contact_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tutorial_04_sequential_recommendation_tiny(tmp_path):
+    out = run_tutorial(
+        "04_sequential_recommendation.py",
+        tmp_path,
+        "--users", "150", "--epochs", "4", "--embedding-dim", "8",
+    )  # fmt: skip
+    assert "read 1766 interactions of 150 users and 80 items" in out
+    assert "MovieLens-1M sizes, trainable parameters: CosRec 1,983,369 SCosRec 1,731,209" in out
+    assert _figure(r"SCosRec first feature map: \|Z - Z\^T\| = ([0-9.e+-]+)", out) < 1e-6
+    floor = _figure(r"random ranking: MAP ([0-9.]+)", out)
+    for name in ("CosRec", "SCosRec"):
+        test_map = _figure(rf"{name} \(epoch \d+\): test MAP ([0-9.]+)", out)
+        assert floor < test_map <= 1.0  # seeded: about 0.021 vs 0.04-0.05
+    assert "reloaded .keras equal: True" in out
+    assert _figure(r"SavedModel: scores \(16, 81\), max diff from Keras ([0-9.e+-]+)", out) < 1e-5
+    assert (tmp_path / "scosrec.keras").exists()
