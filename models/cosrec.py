@@ -65,6 +65,7 @@ _DEFAULTS = dict(
     l2=5e-6,
     batch_norm_momentum=0.9,
     batch_norm_epsilon=1e-5,
+    synchronized_batch_norm=False,
 )
 _SYMMETRIC_DEFAULTS = dict(fused=True, compute="auto")
 
@@ -95,6 +96,7 @@ def _build(symmetric, num_users, num_items, name, **overrides):
     bn = dict(
         momentum=cfg["batch_norm_momentum"],
         epsilon=cfg["batch_norm_epsilon"],
+        synchronized=cfg["synchronized_batch_norm"],
         gamma_regularizer=reg,
         beta_regularizer=reg,
     )
@@ -155,7 +157,9 @@ def build_cosrec(num_users, num_items, name="cosrec", **kwargs):
             ``blocks`` (widths, ``(128, 256)``), ``fc_units`` (150),
             ``fc_activation`` (``"tanh"``), ``dropout`` (0.5), ``l2``
             (CosRec's weight decay, 5e-6), ``batch_norm_momentum`` (0.9),
-            ``batch_norm_epsilon`` (1e-5).
+            ``batch_norm_epsilon`` (1e-5), ``synchronized_batch_norm``
+            (False; True for batch statistics over all replicas under a
+            ``tf.distribute`` strategy).
 
     Returns:
         A Functional ``keras.Model`` with inputs ``user (batch,)``,

@@ -372,3 +372,57 @@ def test_training_learns_and_evaluation_matches_numpy(tmp_path):
         scores, split.test, [np.append(h, PAD_ITEM) for h in history_items], ks=(1, 5, 10)
     )
     assert after == pytest.approx(expected)
+
+
+def _one_batch():
+    ds, _ = rec_training_dataset(_train_sequences(), 30, 5, 3, batch_size=8, seed=0, epoch=0)
+    return next(iter(ds.as_numpy_iterator()))
+
+
+def _step(model, batch, **compile_kwargs):
+    model.compile(keras.optimizers.SGD(0.1), SampledBinaryCrossentropy(), **compile_kwargs)
+    x, y = batch
+    model.fit(x, y, batch_size=len(y), epochs=1, shuffle=False, verbose=0)
+    return model.get_weights()
+
+
+def test_train_step_under_xla_and_mirrored_strategy_matches_plain():
+    batch = _one_batch()
+    keras.utils.set_random_seed(3)
+    reference = build_scosrec(5, 30, dropout=0.0, **TINY)
+    initial = reference.get_weights()
+    expected = _step(reference, batch)
+    xla = build_scosrec(5, 30, dropout=0.0, **TINY)
+    xla.set_weights(initial)
+    for got, want in zip(_step(xla, batch, jit_compile=True), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    assert len(devices) >= 2, devices
+    with tf.distribute.MirroredStrategy(devices[:2]).scope():
+        mirrored = build_scosrec(5, 30, dropout=0.0, synchronized_batch_norm=True, **TINY)
+        mirrored.set_weights(initial)
+        got = _step(mirrored, batch)
+    moved = [not np.allclose(a, b) for a, b in zip(initial, got, strict=True)]
+    assert sum(moved) > len(moved) // 2
+    for g, want in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6)
+
+
+def test_mixed_precision():
+    batch = _one_batch()
+    keras.utils.set_random_seed(4)
+    full = build_scosrec(5, 30, **TINY)
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        mixed = build_scosrec(5, 30, **TINY)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    mixed.set_weights(full.get_weights())
+    assert all(w.dtype == "float32" for w in mixed.weights)
+    x = batch[0]
+    out = mixed(x)
+    assert out.dtype == "float16"
+    np.testing.assert_allclose(np.asarray(out, np.float32), full(x), rtol=2e-2, atol=2e-2)
+    weights = _step(mixed, batch)
+    assert all(np.all(np.isfinite(w)) for w in weights)
+    assert not np.allclose(weights[0], full.get_weights()[0])
