@@ -233,7 +233,10 @@ class Run:
             self.forward = traced_forward(self.model, task.inputs(items[0]))
         maps, _ = predict_maps(self.model, items, task, self.forward, warm_up=False)
         by_threshold = {str(t): score(items, maps, t) for t in THRESHOLDS}
-        threshold = max(THRESHOLDS, key=lambda t: by_threshold[str(t)]["selection"])
+        # The threshold by "threshold_selection" where the score has one (a
+        # threshold-free epoch criterion), else by the epoch criterion itself.
+        key = "threshold_selection" if "threshold_selection" in by_threshold["0.5"] else "selection"
+        threshold = max(THRESHOLDS, key=lambda t: by_threshold[str(t)][key])
         entry["valid_at_0.5"] = by_threshold["0.5"]
         self.record_validation(entry, {"threshold": threshold, **by_threshold[str(threshold)]})
 
