@@ -66,6 +66,7 @@ def add_run_arguments(parser, name, epochs, crop, paper_crop):
         "--limit", type=int, default=None, help="only the first N records of each set (smoke)"
     )
     p.add_argument("--report", action="store_true", help="only write the report")
+    add_prior_argument(p)
 
 
 def write_json(path, obj):
@@ -102,15 +103,68 @@ def mean_sd(values, digits=3):
     return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
-def model_builder(build_symmetric, build_plain, bn_momentum):
+def model_builder(build_symmetric, build_plain, bn_momentum, output_bias=0.0):
     """``kind -> model`` for the kinds "scnn", "cnn" and "cnn-sym"."""
+    common = dict(batch_norm_momentum=bn_momentum, output_bias=output_bias)
 
     def build(kind):
         if kind == "scnn":
-            return build_symmetric(batch_norm_momentum=bn_momentum)
-        return build_plain(symmetrize_output=kind == "cnn-sym", batch_norm_momentum=bn_momentum)
+            return build_symmetric(**common)
+        return build_plain(symmetrize_output=kind == "cnn-sym", **common)
 
     return build
+
+
+def add_prior_argument(parser):
+    parser.add_argument(
+        "--no-output-prior",
+        dest="output_prior",
+        action="store_false",
+        help="start the output logits at 0 as the paper (default: at the log-odds of the "
+        "constant that minimizes the weighted loss on the training crops, for every model)",
+    )
+
+
+def prior_logit(dataset, positive_weight):
+    """Initial output logit: the best constant prediction for the weighted loss.
+
+    Counts the native pairs among the valid strict-upper-triangle positions
+    of one pass of ``dataset`` (``(x, y)`` batches, ``y`` ``(b, L, L, 1)``
+    with negative labels ignored) as the loss does: rate ``r``. A constant
+    ``p`` minimizes ``w r (-log p) + (1 - r)(-log(1 - p))`` at
+    ``p / (1 - p) = w r / (1 - r)``; its log is returned.
+
+    Why: with batch norm before the output sigmoid, a plain CNN starts low
+    on the upper triangle by pushing the lower one (outside the loss) up,
+    while a symmetric map cannot, and waits for the batch norm's offset to
+    drift; starting every model at the prior removes that head start from
+    short comparisons.
+    """
+    positives = total = 0.0
+    for _, y in dataset.as_numpy_iterator():
+        y = y[..., 0]
+        upper = np.triu(np.ones(y.shape[1:], bool), 1)[None]
+        valid = upper & (y >= 0)
+        positives += float(np.sum((y > 0.5) & valid))
+        total += float(np.sum(valid))
+    if positives == 0 or positives == total:
+        raise SystemExit("the training crops have no pair (or only pairs): no prior")
+    rate = positives / total
+    return round(float(np.log(positive_weight * rate / (1 - rate))), 6)
+
+
+def pin(runs, key, value, legacy, option):
+    """Record ``value`` under ``key`` in each run's state; never resume under another.
+
+    ``legacy`` is what runs made before the option existed used.
+    """
+    for run in runs:
+        prior = run.state.setdefault(key, legacy if run.state["epochs_done"] else value)
+        if prior != value:
+            raise SystemExit(
+                f"{run.folder}: trained with {option} {prior}, not {value}; resume it with "
+                "that, or give another --work"
+            )
 
 
 def log(path, text):

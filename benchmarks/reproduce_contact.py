@@ -47,7 +47,9 @@ from _repro import (  # noqa: E402
     machine,
     mean_sd,
     model_builder,
+    pin,
     predict_maps,
+    prior_logit,
     read_json,
     train_side_by_side,
     write_json,
@@ -159,11 +161,11 @@ def experiments(args):
     return out
 
 
-def builder(args):
+def builder(args, output_bias):
     """``kind -> model`` with this run's settings."""
     from keras_symconv.models import build_contact_cnn, build_contact_scnn
 
-    return model_builder(build_contact_scnn, build_contact_cnn, args.bn_momentum)
+    return model_builder(build_contact_scnn, build_contact_cnn, args.bn_momentum, output_bias)
 
 
 def train_all(args, sets):
@@ -174,27 +176,25 @@ def train_all(args, sets):
     for name, (train, valid, test) in sets.items():
         steps = -(-len(train) // args.batch_size)
         for seed in args.seeds:
+            bias = 0.0
+            if args.output_prior:
+                first = contact_training_dataset(
+                    train, args.batch_size, args.crop, seed=seed * 100_003
+                )
+                bias = prior_logit(first, args.positive_weight)
             runs = [
                 Run(
                     os.path.join(args.work, name, f"seed{seed}", kind),
                     kind,
                     seed,
-                    builder(args),
+                    builder(args, bias),
                     args.lr_scnn if kind == "scnn" else args.lr_cnn,
                     args.positive_weight,
                 )
                 for kind in args.models
             ]
-            for run in runs:
-                # runs from before --select existed chose by accuracy
-                prior = run.state.setdefault(
-                    "select", "accuracy" if run.state["epochs_done"] else args.select
-                )
-                if prior != args.select:
-                    raise SystemExit(
-                        f"{run.folder}: trained with --select {prior}; resume it with that, "
-                        "or give another --work"
-                    )
+            pin(runs, "select", args.select, "accuracy", "--select")
+            pin(runs, "output_bias", bias, 0.0, "output bias")
 
             def batches(epoch, seed=seed, train=train):
                 return contact_training_dataset(
@@ -245,6 +245,7 @@ def finish(run, args, name, sets, logfile):
                 )
             },
             "select": run.state["select"],
+            "output_bias": run.state["output_bias"],
         }
     )
     for part, items in zip(("valid", "test"), sets[1:], strict=True):

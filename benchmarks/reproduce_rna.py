@@ -38,7 +38,9 @@ from _repro import (  # noqa: E402
     machine,
     mean_sd,
     model_builder,
+    pin,
     predict_maps,
+    prior_logit,
     read_json,
     train_side_by_side,
     write_json,
@@ -109,11 +111,11 @@ def read_split(folder):
     return split
 
 
-def builder(args):
+def builder(args, output_bias):
     """``kind -> model`` with this run's settings."""
     from keras_symconv.models import build_rna_cnn, build_rna_scnn
 
-    return model_builder(build_rna_scnn, build_rna_cnn, args.bn_momentum)
+    return model_builder(build_rna_scnn, build_rna_cnn, args.bn_momentum, output_bias)
 
 
 def training_batches(train, args, seed, epoch):
@@ -139,11 +141,15 @@ def train_all(args, split):
     logfile = os.path.join(args.work, "train.log")
     deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
     for seed in args.seeds:
+        bias = 0.0
+        if args.output_prior:
+            bias = prior_logit(training_batches(train, args, seed, 0), args.positive_weight)
         runs = [
-            Run(os.path.join(args.work, f"seed{seed}", kind), kind, seed, builder(args), args.lr,
-                args.positive_weight)
+            Run(os.path.join(args.work, f"seed{seed}", kind), kind, seed,
+                builder(args, bias), args.lr, args.positive_weight)
             for kind in args.models
         ]  # fmt: skip
+        pin(runs, "output_bias", bias, 0.0, "output bias")
         finished = train_side_by_side(
             runs,
             args.epochs,
@@ -191,6 +197,7 @@ def finish(run, args, split, logfile):
             },
         }
     )
+    result["settings"]["output_bias"] = run.state["output_bias"]
     for part, items in subsets.items():
         maps, seconds = predict_maps(model, items, RnaItems)
         result[part] = score(items, maps, best["threshold"])

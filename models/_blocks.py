@@ -22,6 +22,7 @@ COMMON_DEFAULTS = dict(
     batch_norm=True,
     synchronized_batch_norm=False,
     batch_norm_momentum=0.99,
+    output_bias=0.0,
 )
 
 #: Arguments only the symmetric builders take (how the SCNN computes, not what).
@@ -41,6 +42,7 @@ class Blocks:
             cfg["synchronized_batch_norm"],
             fused=cfg.get("fused", False),
             compute=cfg.get("compute", "auto"),
+            output_bias=cfg.get("output_bias", 0.0),
         )
 
     def __init__(
@@ -52,6 +54,7 @@ class Blocks:
         synchronized_batch_norm,
         fused=False,
         compute="auto",
+        output_bias=0.0,
     ):
         self.symmetric = symmetric
         self.regularizer = keras.regularizers.L2(l2) if l2 else None
@@ -60,10 +63,11 @@ class Blocks:
         self.synchronized = synchronized_batch_norm
         self.fused = bool(fused)
         self.compute = compute
+        self.output_bias = float(output_bias)
 
-    def conv(self, filters, kernel_size, name, generating=False):
+    def conv(self, filters, kernel_size, name, generating=False, **extra):
         """'same' conv with bias and the kernel regularizer."""
-        kwargs = dict(padding="same", kernel_regularizer=self.regularizer, name=name)
+        kwargs = dict(padding="same", kernel_regularizer=self.regularizer, name=name, **extra)
         if not self.symmetric:
             cls = keras.layers.Conv2D
         elif generating:
@@ -98,6 +102,26 @@ class Blocks:
                 momentum=self.momentum, synchronized=self.synchronized, name=f"{name}_bn"
             )(x)
         return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+
+    def final(self, x, kernel_size, name="final"):
+        """The output: conv to 1 channel -> (BN) -> sigmoid.
+
+        ``output_bias`` is the initial offset of the logits: the batch
+        norm's ``beta`` (or the conv's bias without batch norm). 0 is the
+        paper's; the log-odds of a pair makes the initial output the prior.
+        """
+        init = keras.initializers.Constant(self.output_bias)
+        if not self.batch_norm:
+            x = self.conv(1, kernel_size, name, bias_initializer=init)(x)
+            return keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(x)
+        x = self.conv(1, kernel_size, name)(x)
+        x = keras.layers.BatchNormalization(
+            momentum=self.momentum,
+            synchronized=self.synchronized,
+            beta_initializer=init,
+            name=f"{name}_bn",
+        )(x)
+        return keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(x)
 
     def multi_kernel(self, x, specs, name, activation="relu"):
         """Parallel convs ``[(kernel_size, filters), ...]`` -> concat -> BN -> act."""

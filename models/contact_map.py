@@ -67,7 +67,7 @@ def _build(symmetric, symmetrize_output, name, **overrides):
     x = keras.layers.Concatenate(name="reinject")([x, first, pair])
     for k, specs in enumerate(cfg["final_blocks"], start=1):
         x = b.multi_kernel(x, specs, f"final_block{k}")
-    out = b.norm_act(b.conv(1, cfg["final_kernel"], "final")(x), "sigmoid", "final")
+    out = b.final(x, cfg["final_kernel"])
     if symmetrize_output:
         out = Symmetrize(name="symmetrize")(out)
     return keras.Model([seq, pair], out, name=name)
@@ -80,7 +80,8 @@ def build_contact_scnn(name="contact_scnn", **kwargs):
     ``lstm_units``, ``dense_units``, ``first_filters``, ``blocks`` (a tuple of
     blocks, each a tuple of ``(kernel_size, filters)``), ``final_blocks``,
     ``final_kernel``, ``l2``, ``batch_norm``, ``synchronized_batch_norm``,
-    ``batch_norm_momentum``; and ``fused`` (True) and ``compute``
+    ``batch_norm_momentum``, ``output_bias`` (0.0: the initial logit offset,
+    as in :func:`~keras_symconv.models.build_rna_scnn`); and ``fused`` (True) and ``compute``
     (``"auto"``), which change how the SCNN computes but not what, as in
     :func:`~keras_symconv.models.build_rna_scnn`.
 

@@ -63,7 +63,7 @@ def _build(symmetric, symmetrize_output, name, **overrides):
     side = b.pair_conv(sequence, cfg["side_filters"], 1, "side", "raw_pairs")
     side = b.norm_act(side, "relu", "side")
     x = keras.layers.Concatenate(name="merge")([x, side])
-    out = b.norm_act(b.conv(1, cfg["final_kernel"], "final")(x), "sigmoid", "final")
+    out = b.final(x, cfg["final_kernel"])
     if symmetrize_output:
         out = Symmetrize(name="symmetrize")(out)
     return keras.Model(sequence, out, name=name)
@@ -80,7 +80,10 @@ def build_rna_scnn(name="rna_scnn", **kwargs):
     ``batch_norm`` (True), ``synchronized_batch_norm`` (False; True makes
     batch statistics global across the replicas of a ``tf.distribute``
     strategy, so every worker also keeps the same moving statistics),
-    ``batch_norm_momentum`` (0.99, Keras' default).
+    ``batch_norm_momentum`` (0.99, Keras' default), ``output_bias`` (0.0,
+    the paper's: the initial offset of the output logits, the final batch
+    norm's ``beta``; the log-odds of a pair starts the output at the prior,
+    see ``benchmarks/reproduce_rna.py``).
 
     How it computes (same function, same weights either way): ``fused``
     (True: each self-Cartesian product and the generating conv after it are

@@ -125,3 +125,33 @@ def test_contact_reproduction_on_a_few_real_chains(tmp_path):
     # a run is never resumed under another epoch criterion
     with pytest.raises(SystemExit, match="trained with --select long_L/5"):
         reproduce_contact.main([*argv, "--select", "accuracy"])
+
+
+def test_prior_logit_counts_the_loss_positions(reproduce_rna):
+    """Strict upper triangle, ignored labels left out; log(w r / (1 - r))."""
+    import tensorflow as tf
+
+    from _repro import prior_logit
+
+    y = np.zeros((2, 4, 4, 1), np.float32)
+    y[0, 0, 1] = y[0, 1, 0] = 1  # one pair (both triangles, counted once)
+    y[1, 2, 3] = y[1, 3, 2] = 1
+    y[1, 0, :] = y[1, :, 0] = -1  # a masked residue: 3 of sample 1's 6 positions
+    y[0, 2, 2] = 1  # the diagonal is no pair
+    dataset = tf.data.Dataset.from_tensor_slices((np.zeros((2, 4, 5), np.float32), y)).batch(1)
+    rate = 2 / (6 + 3)
+    assert prior_logit(dataset, 5.0) == pytest.approx(np.log(5 * rate / (1 - rate)), abs=1e-6)
+
+
+def test_output_bias_starts_every_model_at_the_prior():
+    from keras_symconv.models import build_contact_cnn, build_rna_cnn, build_rna_scnn
+
+    for build in (build_rna_scnn, build_rna_cnn, build_contact_cnn):
+        assert float(build(output_bias=-2.5).get_layer("final_bn").beta.numpy()[0]) == -2.5
+        assert float(build().get_layer("final_bn").beta.numpy()[0]) == 0.0
+    plain = build_rna_scnn(output_bias=-2.5, batch_norm=False).get_layer("final")
+    assert float(plain.bias.numpy()[0]) == -2.5
+    # in inference mode (moving mean 0, variance 1) the output is about the prior
+    x = np.random.default_rng(0).random((2, 30, 5)).astype(np.float32)
+    p = build_rna_scnn(output_bias=-4.0)(x, training=False).numpy()
+    assert 0.005 < float(np.median(p)) < 0.06  # sigmoid(-4) = 0.018
