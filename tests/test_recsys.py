@@ -422,7 +422,7 @@ print(f"replicas {len(devices)} moved {moved} of {len(got)} relative-diff {diff:
 """
 
 
-def test_train_step_under_mirrored_strategy_matches_plain():
+def test_train_step_under_mirrored_strategy_matches_plain(tmp_path):
     """Two logical CPUs, synchronized batch norm: the same step as one device.
 
     In a fresh process: run in the test process, this model's mirrored
@@ -439,6 +439,9 @@ def test_train_step_under_mirrored_strategy_matches_plain():
         capture_output=True,
         text=True,
         timeout=300,
+        # not the repository root: its keras_symconv/ folder would shadow
+        # the installed package (which maps models/ to keras_symconv.models)
+        cwd=tmp_path,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
