@@ -231,13 +231,12 @@ def trainable_params(model):
     return int(sum(int(w.numpy().size) for w in model.trainable_weights))
 
 
-def load_model(path, task=None):
-    """Load a ``.keras`` model made by this package for ``task``, with clear errors."""
+def read_keras_file(path):
+    """Load a ``.keras`` file with the package's layers (safe mode), with clear errors."""
     import keras
 
     import keras_symconv  # noqa: F401  (registers the layers)
 
-    task = task or TASKS["rna"]
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such model file")
     if not path.endswith(".keras"):
@@ -248,6 +247,13 @@ def load_model(path, task=None):
         raise UsageError(
             f"{path}: not a keras-symconv model ({type(exc).__name__}: {exc})"
         ) from exc
+    return model
+
+
+def load_model(path, task=None):
+    """Load a ``.keras`` model made by this package for ``task``, with clear errors."""
+    task = task or TASKS["rna"]
+    model = read_keras_file(path)
     inputs, outputs = model.inputs, model.outputs
     if (
         tuple(tuple(i.shape[1:]) for i in inputs) != task.input_shapes

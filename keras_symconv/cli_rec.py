@@ -96,18 +96,9 @@ def _read(args, user_map=None, item_map=None):
 
 def _load(path):
     """Load a CosRec / SCosRec ``.keras`` file, with clear errors."""
-    import keras
+    from keras_symconv.cli import read_keras_file
 
-    import keras_symconv  # noqa: F401  (registers the layers)
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such model file")
-    if not path.endswith(".keras"):
-        _fail(f"{path}: not a .keras model file")
-    try:
-        model = keras.saving.load_model(path, safe_mode=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not our model"
-        _fail(f"{path}: not a keras-symconv model ({type(exc).__name__}: {exc})")
+    model = read_keras_file(path)
     names = {layer.name for layer in model.layers}
     if not {"user", "sequence", "items", "item_scorer", "features"} <= names:
         _fail(f"{path}: not a keras-symconv recommender (CosRec / SCosRec) model")

@@ -96,10 +96,13 @@ class Blocks:
         pairs = SelfCartesian(name=pairs_name)(sequence)
         return self.conv(filters, kernel_size, name, generating=True)(pairs)
 
-    def norm_act(self, x, activation, name):
+    def norm_act(self, x, activation, name, beta_initializer="zeros"):
         if self.batch_norm:
             x = keras.layers.BatchNormalization(
-                momentum=self.momentum, synchronized=self.synchronized, name=f"{name}_bn"
+                momentum=self.momentum,
+                synchronized=self.synchronized,
+                beta_initializer=beta_initializer,
+                name=f"{name}_bn",
             )(x)
         return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
 
@@ -111,17 +114,9 @@ class Blocks:
         paper's; the log-odds of a pair makes the initial output the prior.
         """
         init = keras.initializers.Constant(self.output_bias)
-        if not self.batch_norm:
-            x = self.conv(1, kernel_size, name, bias_initializer=init)(x)
-            return keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(x)
-        x = self.conv(1, kernel_size, name)(x)
-        x = keras.layers.BatchNormalization(
-            momentum=self.momentum,
-            synchronized=self.synchronized,
-            beta_initializer=init,
-            name=f"{name}_bn",
-        )(x)
-        return keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(x)
+        bias = {} if self.batch_norm else {"bias_initializer": init}
+        x = self.conv(1, kernel_size, name, **bias)(x)
+        return self.norm_act(x, "sigmoid", name, beta_initializer=init)
 
     def multi_kernel(self, x, specs, name, activation="relu"):
         """Parallel convs ``[(kernel_size, filters), ...]`` -> concat -> BN -> act."""

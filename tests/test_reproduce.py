@@ -130,7 +130,6 @@ def test_contact_reproduction_on_a_few_real_chains(tmp_path):
 def test_prior_logit_counts_the_loss_positions(reproduce_rna):
     """Strict upper triangle, ignored labels left out; log(w r / (1 - r))."""
     import tensorflow as tf
-
     from _repro import prior_logit
 
     y = np.zeros((2, 4, 4, 1), np.float32)
