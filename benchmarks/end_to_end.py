@@ -1,6 +1,9 @@
 """End to end: the paper's SCNNs (library defaults) against their plain CNNs.
 
-For the RNA pair (training step at --rna-crop, --rna-batch; inference on one
+Three models per task: the CNN, the SCNN with the library's defaults, and
+the SCNN with its maps in the full layout (``layout="full"``: full maps
+between layers, the upper triangle computed and mirrored), the same weights'
+function. For the RNA pair (training step at --rna-crop, --rna-batch; inference on one
 --rna-infer-length sequence) and the contact-map pair (training step and
 inference at --contact-length), with the same hyperparameters:
 
@@ -19,6 +22,7 @@ inference at --contact-length), with the same hyperparameters:
 
 import argparse
 import datetime
+import functools
 import os
 import platform
 
@@ -37,11 +41,16 @@ from layer_speed import run_memory_child, step_peak_mib, time_many  # noqa: E402
 
 from keras_symconv.losses import PairBinaryCrossentropy  # noqa: E402
 
+#: Model names as printed (and passed to --memory-child, without spaces).
+MODELS = ("CNN", "SCNN", "SCNN-full-layout")
+
 BUILDERS = {
     ("rna", "CNN"): build_rna_cnn,
     ("rna", "SCNN"): build_rna_scnn,
+    ("rna", "SCNN-full-layout"): functools.partial(build_rna_scnn, layout="full"),
     ("contact", "CNN"): build_contact_cnn,
     ("contact", "SCNN"): build_contact_scnn,
+    ("contact", "SCNN-full-layout"): functools.partial(build_contact_scnn, layout="full"),
 }
 
 
@@ -122,21 +131,18 @@ def main():
         f"TF {tf.__version__}, Keras {keras.__version__}, reps {args.reps}, {' '.join(sizes)}"
     )
     print()
-    print(
-        "| task | step | CNN ms | SCNN ms | time SCNN / CNN | CNN peak MiB | SCNN peak MiB "
-        "| memory SCNN / CNN |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    print("| task | step | model | ms | time / CNN | peak MiB | memory / CNN |")
+    print("|---|---|---|---|---|---|---|")
     for task in args.tasks:
-        models = {name: make_model(task, name) for name in ("CNN", "SCNN")}
+        models = {name: make_model(task, name) for name in MODELS}
         for mode in ("train", "inference"):
             x, y = make_data(task, mode, args)
-            steps = [make_step(models[name], mode, x, y) for name in ("CNN", "SCNN")]
-            t_cnn, t_scnn = time_many(steps, None, args.reps, warmup=1)
-            m_cnn, m_scnn = (
+            steps = [make_step(models[name], mode, x, y) for name in MODELS]
+            times = time_many(steps, None, args.reps, warmup=1)
+            peaks = [
                 run_memory_child(__file__, [*sizes, "--memory-child", task, name, mode])
-                for name in ("CNN", "SCNN")
-            )
+                for name in MODELS
+            ]
             if mode == "train":
                 what = (
                     f"train, batch {args.rna_batch} x {args.rna_crop}"
@@ -149,11 +155,12 @@ def main():
                     if task == "rna"
                     else f"inference, 1 x {args.contact_length}"
                 )
-            print(
-                f"| {task} | {what} | {1e3 * t_cnn:.0f} | {1e3 * t_scnn:.0f} "
-                f"| {t_scnn / t_cnn:.3f} | {m_cnn:.0f} | {m_scnn:.0f} | {m_scnn / m_cnn:.3f} |",
-                flush=True,
-            )
+            for name, t, m in zip(MODELS, times, peaks, strict=True):
+                print(
+                    f"| {task} | {what} | {name} | {1e3 * t:.0f} | {t / times[0]:.3f} "
+                    f"| {m:.0f} | {m / peaks[0]:.3f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

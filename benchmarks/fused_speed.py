@@ -4,7 +4,10 @@ Forward+backward (gradients w.r.t. the weights and the sequence) of
 FusedSymmetryGenerating2D against the unfused pair with the same weights:
 time side by side (interleaved, median of --reps after a warm-up), and the
 step's peak resident memory, each variant in a fresh process (see
-layer_speed.step_peak_mib).
+layer_speed.step_peak_mib). The loss is the sum of squares of the output
+map. A third variant, the fused layer with ``layout="upper"``, returns only
+the upper triangle and computes the same loss from it (entries off the
+diagonal counted twice), so its gradients are the same.
 
     cd benchmarks && python fused_speed.py [--reps 5] [--sizes 1 5 13]
 """
@@ -18,19 +21,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from layer_speed import run_memory_child, step_peak_mib, time_pair  # noqa: E402
+from layer_speed import run_memory_child, step_peak_mib, time_many  # noqa: E402
 
 import keras_symconv as ks  # noqa: E402
 
 
-def step(layers, variables):
+def full_map_sum_of_squares(h):
+    """``sum(Z^2)`` over the full map ``Z`` of ``h`` in the upper layout."""
+    side = ks.upper.side_of(int(h.shape[1]))
+    diagonal = tf.scatter_nd(
+        ks.upper.diagonal_index(side)[:, None], tf.ones([side]), [int(h.shape[1])]
+    )
+    weight = 2.0 - diagonal  # entries off the diagonal stand for two
+    return tf.reduce_sum(tf.square(h) * weight[:, None])
+
+
+def step(layers, variables, loss_fn=lambda h: tf.reduce_sum(tf.square(h))):
     def run(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
             h = x
             for layer in layers:
                 h = layer(h)
-            loss = tf.reduce_sum(tf.square(h))
+            loss = loss_fn(h)
         grads = tape.gradient(loss, [x] + variables)
         return tf.add_n([tf.reduce_sum(g) for g in grads])
 
@@ -43,9 +56,13 @@ def make_pair(c, args):
     unfused = ks.SymmetryGenerating2D(args.filters, c)
     unfused.build((None, args.length, args.length, 2 * args.n))
     unfused.set_weights(fused.get_weights())
+    upper = ks.FusedSymmetryGenerating2D(args.filters, c, layout="upper")
+    upper.build((None, args.length, args.n))
+    upper.set_weights(fused.get_weights())
     return {
         "unfused": step([ks.SelfCartesian(), unfused], unfused.trainable_variables),
         "fused": step([fused], fused.trainable_variables),
+        "fused-upper": step([upper], upper.trainable_variables, full_map_sum_of_squares),
     }
 
 
@@ -78,20 +95,26 @@ def main():
     )
     print()
     print(
-        "| C | unfused fwd+bwd ms | fused fwd+bwd ms | speed-up | unfused peak MiB "
-        "| fused peak MiB | memory unfused / fused |"
+        "| C | unfused fwd+bwd ms | fused ms | speed-up | fused, upper layout ms | speed-up "
+        "| unfused peak MiB | fused peak MiB | memory unfused / fused "
+        "| fused, upper layout peak MiB | memory unfused / fused upper |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    variants = ("unfused", "fused", "fused-upper")
     for c in args.sizes:
         steps = make_pair(c, args)
-        t_unfused, t_fused = time_pair(steps["unfused"], steps["fused"], x, args.reps, warmup=1)
-        m_unfused, m_fused = (
+        t_unfused, t_fused, t_upper = time_many(
+            [steps[v] for v in variants], x, args.reps, warmup=1
+        )
+        m_unfused, m_fused, m_upper = (
             run_memory_child(__file__, [*sizes, "--memory-child", str(c), variant])
-            for variant in ("unfused", "fused")
+            for variant in variants
         )
         print(
             f"| {c} | {1e3 * t_unfused:.0f} | {1e3 * t_fused:.0f} | {t_unfused / t_fused:.1f}x "
-            f"| {m_unfused:.0f} | {m_fused:.0f} | {m_unfused / m_fused:.2f}x |",
+            f"| {1e3 * t_upper:.0f} | {t_unfused / t_upper:.1f}x "
+            f"| {m_unfused:.0f} | {m_fused:.0f} | {m_unfused / m_fused:.2f}x "
+            f"| {m_upper:.0f} | {m_unfused / m_upper:.2f}x |",
             flush=True,
         )
 

@@ -32,16 +32,20 @@ from keras_symconv import (  # noqa: E402
     losses,
     metrics,
     triangular,
+    upper,
     utils,
 )
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform  # noqa: E402
 from keras_symconv.layers import (  # noqa: E402
+    FromUpper,
     FusedSymmetryGenerating2D,
     ItemScorer,
     SelfCartesian,
     Symmetrize,
     SymmetryGenerating2D,
     SymmetryPreserving2D,
+    ToUpper,
+    UpperBatchNormalization,
 )
 from keras_symconv.utils import asymmetry, check_symmetric  # noqa: E402
 
@@ -53,6 +57,9 @@ __all__ = [
     "FusedSymmetryGenerating2D",
     "SymmetryPreserving2D",
     "Symmetrize",
+    "ToUpper",
+    "FromUpper",
+    "UpperBatchNormalization",
     "ItemScorer",
     "HalfGlorotUniform",
     "HalfGlorotNormal",
@@ -65,6 +72,7 @@ __all__ = [
     "kernels",
     "layers",
     "triangular",
+    "upper",
     "utils",
     "__version__",
 ]

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_symconv import kernels, triangular
+from keras_symconv import kernels, triangular, upper
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform
 
 __all__ = [
@@ -36,6 +36,9 @@ __all__ = [
     "SymmetryPreserving2D",
     "Symmetrize",
     "FusedSymmetryGenerating2D",
+    "ToUpper",
+    "FromUpper",
+    "UpperBatchNormalization",
     "ItemScorer",
 ]
 
@@ -94,6 +97,30 @@ def _conv_output_length(length, kernel_size, stride, dilation, padding):
         return math.ceil(length / stride)
     effective = (kernel_size - 1) * dilation + 1
     return max(0, (length - effective) // stride + 1)
+
+
+def _check_layout(layout):
+    if layout not in ("full", "upper"):
+        raise ValueError(f"`layout` must be 'full' or 'upper'. Received: layout={layout!r}")
+    return layout
+
+
+def _upper_input_shape(layer, input_shape):
+    """``(batch, N, c)`` in the upper layout -> the full map's ``(batch, L, L, c)``."""
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"{type(layer).__name__} {layer.name!r} takes a map in the upper layout, a 3D "
+            f"input (batch, L (L + 1) / 2, channels). Received: input_shape={input_shape}"
+        )
+    n = input_shape[1]
+    side = None if n is None else upper.side_of(int(n), f"input of layer {layer.name!r}")
+    return (input_shape[0], side, side, input_shape[2])
+
+
+def _upper_output_shape(full_shape):
+    batch, side, _, channels = full_shape
+    return (batch, None if side is None else upper.upper_length(side), channels)
 
 
 class _PackedInitializer:
@@ -349,11 +376,17 @@ class SymmetryGenerating2D(_SymmetricConv2D):
 """
         + _CONV_ARGS_DOC
         + """
+        layout: ``"full"`` (default) returns the full map; ``"upper"`` its
+            upper triangle in the layout of :mod:`keras_symconv.upper`
+            (computed in full, then the entries on and above the diagonal
+            kept), for a network whose maps are in that layout.
+
     Input shape:
         ``(batch, L, L, 2n)``, a self-Cartesian product.
 
     Output shape:
-        ``(batch, L', L', filters)``, symmetric in its two spatial axes.
+        ``(batch, L', L', filters)``, symmetric in its two spatial axes (or
+        ``(batch, L' (L' + 1) / 2, filters)`` with ``layout="upper"``).
 
     Example:
 
@@ -367,6 +400,23 @@ class SymmetryGenerating2D(_SymmetricConv2D):
     )
 
     _generating = True
+
+    def __init__(self, *args, layout="full", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.layout = _check_layout(layout)
+
+    def call(self, inputs):
+        outputs = super().call(inputs)
+        return upper.to_upper(outputs) if self.layout == "upper" else outputs
+
+    def compute_output_shape(self, input_shape):
+        full = super().compute_output_shape(input_shape)
+        return _upper_output_shape(full) if self.layout == "upper" else full
+
+    def get_config(self):
+        config = super().get_config()
+        config["layout"] = self.layout
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_symconv")
@@ -396,13 +446,23 @@ class SymmetryPreserving2D(_SymmetricConv2D):
             built), full otherwise, also when the side is unknown (``None``)
             while the graph is built. ``"triangular"`` with an unknown side
             chooses at run time (strips of :attr:`DYNAMIC_PLAN`, full below
-            their minimum side).
+            their minimum side). With ``layout="upper"``: ``"auto"`` and
+            ``"triangular"`` compute the upper triangle in blocks for every
+            side; ``"full"`` expands the map, convolves it whole and keeps
+            the upper triangle (a reference, slower).
+        layout: ``"full"`` (default): input and output are full maps
+            ``(batch, L, L, channels)``. ``"upper"``: both are in the
+            upper-triangle layout of :mod:`keras_symconv.upper`,
+            ``(batch, L (L + 1) / 2, channels)``, half the memory; needs
+            ``strides=1``. The same weights compute the same function.
 
     Input shape:
-        ``(batch, L, L, m)``, symmetric in its two spatial axes.
+        ``(batch, L, L, m)``, symmetric in its two spatial axes (or
+        ``(batch, L (L + 1) / 2, m)`` with ``layout="upper"``).
 
     Output shape:
-        ``(batch, L', L', filters)``, symmetric in its two spatial axes.
+        ``(batch, L', L', filters)``, symmetric in its two spatial axes (or
+        ``(batch, L' (L' + 1) / 2, filters)``).
 """
     )
 
@@ -420,9 +480,24 @@ class SymmetryPreserving2D(_SymmetricConv2D):
     #: unknown while the graph is built: a graph of few blocks, since both
     #: branches of the run-time choice are built, with their gradients.
     DYNAMIC_PLAN = (4, 1)
+    #: ``(strips, splits)`` with ``layout="upper"`` when the side is unknown
+    #: while the graph is built (no full branch: one graph, any side).
+    UPPER_DYNAMIC_PLAN = (4, 2)
+    #: Most strips with ``layout="upper"``: more, shorter strips keep each
+    #: block's input window small (at L = 1,500, RNA SCNN inference peaked
+    #: at 543-564 MiB with 16 strips against 575-603 MiB with 8, no slower).
+    UPPER_MAX_STRIPS = 16
 
-    def __init__(self, *args, compute="auto", **kwargs):
+    def __init__(self, *args, compute="auto", layout="full", **kwargs):
         super().__init__(*args, **kwargs)
+        self.layout = _check_layout(layout)
+        if layout == "upper":
+            if self.strides != 1:
+                raise ValueError(
+                    "layout='upper' needs strides=1 (a strided map would change its "
+                    f"layout). Received: strides={self.strides}"
+                )
+            self.input_spec = keras.layers.InputSpec(ndim=3)
         if compute not in ("full", "triangular", "auto"):
             raise ValueError(
                 f"`compute` must be 'full', 'triangular' or 'auto'. Received: compute={compute!r}"
@@ -435,6 +510,18 @@ class SymmetryPreserving2D(_SymmetricConv2D):
             )
         self.compute = compute
         self._triangular = {}
+
+    def build(self, input_shape):
+        if self.layout == "full":
+            return super().build(input_shape)
+        super().build(_upper_input_shape(self, input_shape))
+        self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: int(input_shape[-1])})
+
+    def compute_output_shape(self, input_shape):
+        if self.layout == "full":
+            return super().compute_output_shape(input_shape)
+        full = super().compute_output_shape(_upper_input_shape(self, input_shape))
+        return _upper_output_shape(full)
 
     def _fits(self, out_len, strips, splits):
         return out_len >= triangular.min_length(
@@ -466,7 +553,49 @@ class SymmetryPreserving2D(_SymmetricConv2D):
             )
         return self._triangular[key]
 
+    def _upper_fn(self, strips, splits):
+        key = ("upper", strips, splits)
+        if key not in self._triangular:
+            self._triangular[key] = upper.make_upper_conv(
+                self.kernel_size, self.dilation_rate, self.padding, strips, splits, self.use_bias
+            )
+        return self._triangular[key]
+
+    def _call_upper(self, inputs):
+        kernel = tf.cast(self.kernel, inputs.dtype)
+        bias = tf.cast(self.bias, inputs.dtype) if self.use_bias else None
+        if self.compute == "full":
+            outputs = tf.nn.convolution(
+                upper.from_upper(inputs),
+                kernel,
+                padding=self.padding.upper(),
+                dilations=self.dilation_rate,
+            )
+            if bias is not None:
+                outputs = tf.nn.bias_add(outputs, bias)
+            outputs = upper.to_upper(outputs)
+        else:
+            n_out = self.compute_output_shape(inputs.shape)[1]
+            if n_out is None:
+                plan = tuple(self.UPPER_DYNAMIC_PLAN)
+            else:
+                plan = upper.upper_plan(
+                    upper.side_of(n_out),
+                    self.kernel_size,
+                    self.dilation_rate,
+                    self.STRIP_HEIGHT,
+                    self.UPPER_MAX_STRIPS,
+                    self.DIAGONAL_SPLITS,
+                )
+            args = (inputs, kernel) if bias is None else (inputs, kernel, bias)
+            outputs = self._upper_fn(*plan)(*args)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
     def call(self, inputs):
+        if self.layout == "upper":
+            return self._call_upper(inputs)
         if self.compute == "full" or self.strides != 1:
             return super().call(inputs)
         kernel = tf.cast(self.kernel, inputs.dtype)
@@ -510,6 +639,7 @@ class SymmetryPreserving2D(_SymmetricConv2D):
     def get_config(self):
         config = super().get_config()
         config["compute"] = self.compute
+        config["layout"] = self.layout
         return config
 
 
@@ -600,19 +730,24 @@ class FusedSymmetryGenerating2D(_SymmetricConv2D):
     symmetric. Its ``packed_kernel`` has the shape of the unfused layer's,
     so weights move between the two with ``get_weights``/``set_weights``.
 
-    Arguments are those of :class:`SymmetryGenerating2D`.
+    Arguments are those of :class:`SymmetryGenerating2D`, and ``layout``:
+    ``"full"`` (default) returns the full map, ``"upper"`` only its upper
+    triangle in the layout of :mod:`keras_symconv.upper` (for kernel size 1,
+    ``u[r] + u[c]`` for the stored pairs; no full map is built).
 
     Input shape:
         ``(batch, L, n)``.
 
     Output shape:
-        ``(batch, L', L', filters)``.
+        ``(batch, L', L', filters)``, or ``(batch, L' (L' + 1) / 2, filters)``
+        with ``layout="upper"``.
     """
 
     _generating = True
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, layout="full", **kwargs):
         super().__init__(*args, **kwargs)
+        self.layout = _check_layout(layout)
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
     def build(self, input_shape):
@@ -644,7 +779,12 @@ class FusedSymmetryGenerating2D(_SymmetricConv2D):
         if c == 1:
             # Every position is in bounds: Z[s, t] = u[s] + u[t], a broadcast
             # (measured faster than the general contraction below).
-            outputs = v[:, :, None, :] + v[:, None, :, :]
+            if self.layout == "upper":
+                out_len = v.shape[1] if v.shape[1] is not None else tf.shape(v)[1]
+                rows, cols = upper.upper_rows_cols(out_len)
+                outputs = upper.gather_entries(v, rows) + upper.gather_entries(v, cols)
+            else:
+                outputs = v[:, :, None, :] + v[:, None, :, :]
             return self._bias_and_activation(outputs)
         out_len = tf.shape(v)[1]
         v = tf.reshape(v, [tf.shape(v)[0], out_len, c, filters])
@@ -659,11 +799,24 @@ class FusedSymmetryGenerating2D(_SymmetricConv2D):
         pos = tf.range(out_len)[:, None] * stride + tf.range(c)[None, :] * dilation - pad_before
         mask = tf.cast((pos >= 0) & (pos < length), v.dtype)
         t = tf.einsum("bscf,tc->bstf", v, mask)
+        if self.layout == "upper":
+            rows, cols = upper.upper_rows_cols(out_len)
+            flat = tf.reshape(t, [tf.shape(t)[0], -1, filters])
+            outputs = upper.gather_entries(flat, rows * out_len + cols) + upper.gather_entries(
+                flat, cols * out_len + rows
+            )
+            return self._bias_and_activation(outputs)
         return self._bias_and_activation(t + tf.transpose(t, [0, 2, 1, 3]))
 
     def compute_output_shape(self, input_shape):
         batch, length, _ = input_shape
-        return super().compute_output_shape((batch, length, length, None))
+        full = super().compute_output_shape((batch, length, length, None))
+        return _upper_output_shape(full) if self.layout == "upper" else full
+
+    def get_config(self):
+        config = super().get_config()
+        config["layout"] = self.layout
+        return config
 
     def to_conv2d(self):
         raise NotImplementedError(
@@ -671,6 +824,137 @@ class FusedSymmetryGenerating2D(_SymmetricConv2D):
             "Conv2D, move its weights into a SymmetryGenerating2D after a SelfCartesian and "
             "call to_conv2d() there."
         )
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class ToUpper(keras.layers.Layer):
+    """A full symmetric map ``(batch, L, L, c)`` -> its upper-triangle layout.
+
+    ``(batch, L (L + 1) / 2, c)``: the entries on and above the diagonal, in
+    the order of :mod:`keras_symconv.upper` (entries below the diagonal are
+    not read, so the input must be symmetric for the two to mean the same).
+    For maps that enter a network built with ``layout="upper"``, such as the
+    contact networks' pair features.
+    """
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                "ToUpper expects a 4D input (batch, L, L, channels). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+
+    def call(self, inputs):
+        return upper.to_upper(inputs)
+
+    def compute_output_shape(self, input_shape):
+        batch, side, _, channels = input_shape
+        return _upper_output_shape((batch, side, side, channels))
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class FromUpper(keras.layers.Layer):
+    """A map in the upper-triangle layout -> the full map ``(batch, L, L, c)``.
+
+    Every entry below the diagonal is read from its mirror image, so the
+    output is bitwise symmetric.
+    """
+
+    def build(self, input_shape):
+        _upper_input_shape(self, input_shape)
+
+    def call(self, inputs):
+        return upper.from_upper(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return _upper_input_shape(self, input_shape)
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class UpperBatchNormalization(keras.layers.BatchNormalization):
+    """Batch normalization of a map in the upper-triangle layout.
+
+    Normalizes ``(batch, L (L + 1) / 2, channels)`` per channel with the
+    statistics of the full symmetric map: an entry off the diagonal counts
+    twice (it stands for ``(r, c)`` and ``(c, r)``), a diagonal entry once.
+    So with the same weights it computes what ``keras.layers.BatchNormalization``
+    computes on the full map, in training (batch statistics, moving-average
+    updates) and in inference. Arguments are ``BatchNormalization``'s, with
+    ``axis=-1`` and no ``renorm``; ``synchronized=True`` sums the statistics
+    over the replicas of a ``tf.distribute`` strategy.
+    """
+
+    def __init__(self, **kwargs):
+        axis = kwargs.get("axis", -1)
+        if axis not in (-1, 2):
+            raise ValueError(
+                f"UpperBatchNormalization normalizes the channel axis (-1). Received: axis={axis}"
+            )
+        if kwargs.get("renorm"):
+            raise ValueError("UpperBatchNormalization does not support renorm=True.")
+        super().__init__(**kwargs)
+        self.supports_masking = False
+
+    def build(self, input_shape):
+        _upper_input_shape(self, input_shape)
+        super().build(input_shape)
+
+    def _full_map_moments(self, x):
+        """Mean and (biased) variance per channel over the full maps of ``x``."""
+        side = upper.side_of(x.shape[1]) if x.shape[1] is not None else None
+        if side is None:
+            side = upper.side_of(tf.shape(x)[1])
+        diag = tf.gather(x, upper.diagonal_index(side), axis=1)
+        count = tf.cast(tf.shape(x)[0] * side * side, x.dtype)
+
+        def weighted_sum(values, diagonal):
+            # Off-diagonal entries twice, diagonal ones once.
+            return 2.0 * tf.reduce_sum(values, axis=[0, 1]) - tf.reduce_sum(diagonal, axis=[0, 1])
+
+        context = tf.distribute.get_replica_context()
+        if self.synchronized and context is not None and context.num_replicas_in_sync > 1:
+            sums = tf.concat(
+                [
+                    weighted_sum(x, diag),
+                    weighted_sum(tf.square(x), tf.square(diag)),
+                    count[None],
+                ],
+                axis=0,
+            )
+            sums = context.all_reduce(tf.distribute.ReduceOp.SUM, sums)
+            channels = tf.shape(x)[-1]
+            mean = sums[:channels] / sums[-1]
+            variance = tf.maximum(sums[channels:-1] / sums[-1] - tf.square(mean), 0.0)
+            return mean, variance
+        mean = weighted_sum(x, diag) / count
+        centre = tf.stop_gradient(mean)
+        variance = weighted_sum(tf.square(x - centre), tf.square(diag - centre)) / count
+        return mean, variance
+
+    def call(self, inputs, training=None):
+        compute_dtype = "float32" if inputs.dtype in (tf.float16, tf.bfloat16) else inputs.dtype
+        x = tf.cast(inputs, compute_dtype)
+        if training and self.trainable:
+            mean, variance = self._full_map_moments(x)
+            momentum = tf.cast(self.momentum, x.dtype)
+            self.moving_mean.assign(
+                tf.cast(self.moving_mean, x.dtype) * momentum + mean * (1.0 - momentum)
+            )
+            self.moving_variance.assign(
+                tf.cast(self.moving_variance, x.dtype) * momentum + variance * (1.0 - momentum)
+            )
+        else:
+            mean = tf.cast(self.moving_mean, x.dtype)
+            variance = tf.cast(self.moving_variance, x.dtype)
+        outputs = tf.nn.batch_normalization(
+            x,
+            mean,
+            variance,
+            tf.cast(self.beta, x.dtype) if self.center else None,
+            tf.cast(self.gamma, x.dtype) if self.scale else None,
+            self.epsilon,
+        )
+        return tf.cast(outputs, self.compute_dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_symconv")

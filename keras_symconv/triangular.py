@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["strip_bounds", "make_triangular_conv", "min_length"]
+__all__ = ["strip_bounds", "make_triangular_conv", "min_length", "upper_blocks", "block_position"]
 
 
 def strip_bounds(length, strips):
@@ -60,7 +60,7 @@ def min_length(kernel_size, dilation, strips, splits=1):
     return strips * splits * max(effective, 2)
 
 
-def _blocks(out_len, strips, splits):
+def upper_blocks(out_len, strips, splits):
     """The output blocks that tile the upper triangle (and the diagonal blocks).
 
     Strip ``k`` (rows ``[o_k, o_{k+1})``) is its diagonal part, cut into
@@ -87,13 +87,14 @@ def _blocks(out_len, strips, splits):
     return blocks
 
 
-def _mirror_index(out_len, blocks, splits):
-    """Flat index ``(L'^2,)`` of every output entry in the concatenated blocks.
+def block_position(row, col, blocks, splits):
+    """Flat index, in the concatenated blocks, of output entries ``(row, col)``.
 
-    Entry ``(i, j)`` is read from ``(r, c) = (min(i, j), max(i, j))``. The
-    diagonal pieces tile the rows in order, so the piece holding row ``r`` is
-    a ``searchsorted``; ``(r, c)`` lies in that piece, or in its strip's
-    rectangle when ``c`` is past the strip's diagonal block.
+    ``row <= col`` elementwise (entries on or above the diagonal), int32
+    tensors of one shape. The diagonal pieces tile the rows in order, so the
+    piece holding row ``r`` is a ``searchsorted``; ``(r, c)`` lies in that
+    piece, or in its strip's rectangle when ``c`` is past the strip's
+    diagonal block.
     """
 
     def column(values):
@@ -108,10 +109,8 @@ def _mirror_index(out_len, blocks, splits):
     sizes = column([(b[1] - b[0]) * (b[3] - b[2]) for b in blocks])
     offset = tf.concat([[0], tf.cumsum(sizes)[:-1]], axis=0)
 
-    pos = tf.range(out_len)
-    row = tf.reshape(tf.minimum(pos[:, None], pos[None, :]), [-1])
-    col = tf.reshape(tf.maximum(pos[:, None], pos[None, :]), [-1])
-    piece = tf.searchsorted(piece_end, row, side="right", out_type=tf.int32)
+    piece = tf.searchsorted(piece_end, tf.reshape(row, [-1]), side="right", out_type=tf.int32)
+    piece = tf.reshape(piece, tf.shape(row))
     strip = piece // splits
     in_rect = col >= tf.gather(strip_end, piece)
     block = tf.where(in_rect, strip * per_strip + splits, strip * per_strip + piece % splits)
@@ -120,6 +119,17 @@ def _mirror_index(out_len, blocks, splits):
         + (row - tf.gather(r0, block)) * tf.gather(width, block)
         + (col - tf.gather(c0, block))
     )
+
+
+def _mirror_index(out_len, blocks, splits):
+    """Flat index ``(L'^2,)`` of every output entry in the concatenated blocks.
+
+    Entry ``(i, j)`` is read from ``(min(i, j), max(i, j))``.
+    """
+    pos = tf.range(out_len)
+    row = tf.reshape(tf.minimum(pos[:, None], pos[None, :]), [-1])
+    col = tf.reshape(tf.maximum(pos[:, None], pos[None, :]), [-1])
+    return block_position(row, col, blocks, splits)
 
 
 def _block_inputs(x, blocks, effective, pad_before, pad_after):
@@ -230,7 +240,7 @@ def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False,
     def triangular_conv(x, kernel, *bias):
         length = tf.shape(x)[1]
         out_len = length + pad_before + pad_after - effective + 1
-        blocks = _blocks(out_len, strips, splits)
+        blocks = upper_blocks(out_len, strips, splits)
         y = _upper(
             x,
             kernel,
@@ -252,7 +262,7 @@ def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False,
             dx = _upper(
                 s,
                 flipped,
-                _blocks(length, strips, splits),
+                upper_blocks(length, strips, splits),
                 splits,
                 length,
                 effective,

@@ -10,10 +10,13 @@ from __future__ import annotations
 import keras
 
 from keras_symconv.layers import (
+    FromUpper,
     FusedSymmetryGenerating2D,
     SelfCartesian,
     SymmetryGenerating2D,
     SymmetryPreserving2D,
+    ToUpper,
+    UpperBatchNormalization,
 )
 
 #: Arguments every builder takes, with their defaults (the paper's L2 1e-5).
@@ -26,7 +29,7 @@ COMMON_DEFAULTS = dict(
 )
 
 #: Arguments only the symmetric builders take (how the SCNN computes, not what).
-SYMMETRIC_DEFAULTS = dict(fused=True, compute="auto")
+SYMMETRIC_DEFAULTS = dict(fused=True, compute="auto", layout="upper")
 
 
 class Blocks:
@@ -43,6 +46,7 @@ class Blocks:
             fused=cfg.get("fused", False),
             compute=cfg.get("compute", "auto"),
             output_bias=cfg.get("output_bias", 0.0),
+            layout=cfg.get("layout", "full"),
         )
 
     def __init__(
@@ -55,6 +59,7 @@ class Blocks:
         fused=False,
         compute="auto",
         output_bias=0.0,
+        layout="full",
     ):
         self.symmetric = symmetric
         self.regularizer = keras.regularizers.L2(l2) if l2 else None
@@ -64,6 +69,10 @@ class Blocks:
         self.fused = bool(fused)
         self.compute = compute
         self.output_bias = float(output_bias)
+        if layout not in ("full", "upper"):
+            raise ValueError(f"`layout` must be 'full' or 'upper'. Received: layout={layout!r}")
+        # Maps between layers in the upper-triangle layout (symmetric networks only).
+        self.upper = symmetric and layout == "upper"
 
     def conv(self, filters, kernel_size, name, generating=False, **extra):
         """'same' conv with bias and the kernel regularizer."""
@@ -72,9 +81,11 @@ class Blocks:
             cls = keras.layers.Conv2D
         elif generating:
             cls = SymmetryGenerating2D
+            kwargs["layout"] = "upper" if self.upper else "full"
         else:
             cls = SymmetryPreserving2D
             kwargs["compute"] = self.compute
+            kwargs["layout"] = "upper" if self.upper else "full"
         return cls(filters, kernel_size, **kwargs)
 
     def pair_conv(self, sequence, filters, kernel_size, name, pairs_name):
@@ -83,7 +94,8 @@ class Blocks:
         In a symmetric network built with ``fused=True`` this is one
         :class:`FusedSymmetryGenerating2D` on the sequence (same weights, same
         output, no ``(L, L, 2n)`` tensor); otherwise the literal graph, a
-        ``SelfCartesian`` layer named ``pairs_name`` and the conv.
+        ``SelfCartesian`` layer named ``pairs_name`` and the conv (whose
+        output is in the network's layout).
         """
         if self.symmetric and self.fused:
             return FusedSymmetryGenerating2D(
@@ -91,14 +103,20 @@ class Blocks:
                 kernel_size,
                 padding="same",
                 kernel_regularizer=self.regularizer,
+                layout="upper" if self.upper else "full",
                 name=name,
             )(sequence)
         pairs = SelfCartesian(name=pairs_name)(sequence)
         return self.conv(filters, kernel_size, name, generating=True)(pairs)
 
+    def map_input(self, x, name):
+        """A symmetric input map, in the layout of this network's maps."""
+        return ToUpper(name=name)(x) if self.upper else x
+
     def norm_act(self, x, activation, name, beta_initializer="zeros"):
         if self.batch_norm:
-            x = keras.layers.BatchNormalization(
+            bn = UpperBatchNormalization if self.upper else keras.layers.BatchNormalization
+            x = bn(
                 momentum=self.momentum,
                 synchronized=self.synchronized,
                 beta_initializer=beta_initializer,
@@ -116,7 +134,8 @@ class Blocks:
         init = keras.initializers.Constant(self.output_bias)
         bias = {} if self.batch_norm else {"bias_initializer": init}
         x = self.conv(1, kernel_size, name, **bias)(x)
-        return self.norm_act(x, "sigmoid", name, beta_initializer=init)
+        x = self.norm_act(x, "sigmoid", name, beta_initializer=init)
+        return FromUpper(name="full_map")(x) if self.upper else x
 
     def multi_kernel(self, x, specs, name, activation="relu"):
         """Parallel convs ``[(kernel_size, filters), ...]`` -> concat -> BN -> act."""

@@ -61,10 +61,11 @@ def _build(symmetric, symmetrize_output, name, **overrides):
     first = b.norm_act(
         b.pair_conv(features, cfg["first_filters"], 1, "first", "pairs"), "relu", "first"
     )
-    x = keras.layers.Concatenate(name="with_pair_features")([first, pair])
+    pair_map = b.map_input(pair, "pair_features_upper")
+    x = keras.layers.Concatenate(name="with_pair_features")([first, pair_map])
     for k, specs in enumerate(cfg["blocks"], start=1):
         x = b.multi_kernel(x, specs, f"block{k}")
-    x = keras.layers.Concatenate(name="reinject")([x, first, pair])
+    x = keras.layers.Concatenate(name="reinject")([x, first, pair_map])
     for k, specs in enumerate(cfg["final_blocks"], start=1):
         x = b.multi_kernel(x, specs, f"final_block{k}")
     out = b.final(x, cfg["final_kernel"])
@@ -81,8 +82,10 @@ def build_contact_scnn(name="contact_scnn", **kwargs):
     blocks, each a tuple of ``(kernel_size, filters)``), ``final_blocks``,
     ``final_kernel``, ``l2``, ``batch_norm``, ``synchronized_batch_norm``,
     ``batch_norm_momentum``, ``output_bias`` (0.0: the initial logit offset,
-    as in :func:`~keras_symconv.models.build_rna_scnn`); and ``fused`` (True) and ``compute``
-    (``"auto"``), which change how the SCNN computes but not what, as in
+    as in :func:`~keras_symconv.models.build_rna_scnn`); and ``fused`` (True), ``layout``
+    (``"upper"``; the pair features are moved to the upper layout with
+    :class:`~keras_symconv.ToUpper`) and ``compute`` (``"auto"``), which
+    change how the SCNN computes but not what, as in
     :func:`~keras_symconv.models.build_rna_scnn`.
 
     Returns:
