@@ -18,14 +18,14 @@ import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from layer_checks import symmetric_input
-
-import keras_symconv as ks
-from keras_symconv import upper
 from keras_symconv.models import (
     build_contact_scnn,
     build_rna_scnn,
 )
+from layer_checks import symmetric_input
+
+import keras_symconv as ks
+from keras_symconv import upper
 
 
 def _upper_np(full):
