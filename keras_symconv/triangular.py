@@ -206,6 +206,15 @@ def _kernel_grad(x, kernel, w, blocks, effective, pad_before, pad_after, dilatio
     return total
 
 
+def conv_padding(kernel_size, dilation, padding):
+    """``(effective kernel size, padding before, padding after)`` of one side."""
+    effective = (kernel_size - 1) * dilation + 1
+    if padding == "same":
+        pad_before = (effective - 1) // 2
+        return effective, pad_before, effective - 1 - pad_before
+    return effective, 0, 0
+
+
 def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False, splits=1):
     """``conv(x, kernel) (+ bias)`` computing only the upper triangle, with its gradient.
 
@@ -226,12 +235,7 @@ def make_triangular_conv(kernel_size, dilation, padding, strips, use_bias=False,
         ``tf.nn.convolution`` result (plus the bias), bitwise symmetric, under
         a ``tf.custom_gradient`` (positional tensors only).
     """
-    effective = (kernel_size - 1) * dilation + 1
-    if padding == "same":
-        pad_before = (effective - 1) // 2
-        pad_after = effective - 1 - pad_before
-    else:
-        pad_before = pad_after = 0
+    effective, pad_before, pad_after = conv_padding(kernel_size, dilation, padding)
     # The input gradient is a 'valid' correlation of S padded by these.
     grad_before = effective - 1 - pad_before
     grad_after = effective - 1 - pad_after

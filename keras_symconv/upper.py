@@ -268,12 +268,7 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
         ``to_upper(conv(from_upper(x), kernel) (+ bias))``, under a
         ``tf.custom_gradient``.
     """
-    effective = (kernel_size - 1) * dilation + 1
-    if padding == "same":
-        pad_before = (effective - 1) // 2
-        pad_after = effective - 1 - pad_before
-    else:
-        pad_before = pad_after = 0
+    effective, pad_before, pad_after = triangular.conv_padding(kernel_size, dilation, padding)
     # The input gradient is a 'valid' correlation with these paddings.
     grad_before = effective - 1 - pad_before
     per_strip = splits + 1
