@@ -901,9 +901,7 @@ class UpperBatchNormalization(keras.layers.BatchNormalization):
 
     def _full_map_moments(self, x):
         """Mean and (biased) variance per channel over the full maps of ``x``."""
-        side = upper.side_of(x.shape[1]) if x.shape[1] is not None else None
-        if side is None:
-            side = upper.side_of(tf.shape(x)[1])
+        side = upper.map_side(x)
         diag = tf.gather(x, upper.diagonal_index(side), axis=1)
         count = tf.cast(tf.shape(x)[0] * side * side, x.dtype)
 

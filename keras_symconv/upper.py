@@ -46,6 +46,7 @@ __all__ = [
     "side_of",
     "upper_rows_cols",
     "diagonal_index",
+    "map_side",
     "gather_entries",
     "to_upper",
     "from_upper",
@@ -85,7 +86,7 @@ def side_of(n, name="input"):
     return side
 
 
-def _static_side(x, name="input"):
+def map_side(x, name="input"):
     """The side of ``x`` (upper layout): a Python int when its length is static."""
     n = x.shape[1]
     if n is not None:
@@ -156,7 +157,7 @@ def to_upper(x):
 
 def from_upper(p):
     """``(batch, N, c)`` -> ``(batch, L, L, c)``, bitwise symmetric."""
-    side = _static_side(p)
+    side = map_side(p)
     pos = tf.range(side)
     row = tf.minimum(pos[:, None], pos[None, :])
     col = tf.maximum(pos[:, None], pos[None, :])
@@ -183,6 +184,21 @@ def _outside(start, stop, side):
     return not known or start < 0 or stop > side
 
 
+def _gather_block(x, side, i, j, keep=None):
+    """Entries ``(min(i, j), max(i, j))`` of ``x`` (upper layout) as a block.
+
+    ``i (h, 1)`` and ``j (1, w)`` are in-map rows and columns; the result is
+    ``(batch, h, w, channels)``, times ``keep (h, w)`` when given.
+    """
+    idx = _index(tf.minimum(i, j), tf.maximum(i, j), side)
+    block = tf.gather(x, tf.reshape(idx, [-1]), axis=1)
+    shape = tf.stack([tf.shape(x)[0], tf.shape(i)[0], tf.shape(j)[1], tf.shape(x)[-1]])
+    block = tf.reshape(block, shape)
+    if keep is not None:
+        block = block * tf.cast(keep, x.dtype)[None, :, :, None]
+    return block
+
+
 def _window(x, side, rows, cols):
     """Rows ``[r0, r1)`` and columns ``[c0, c1)`` of the full map of ``x`` (upper layout).
 
@@ -191,18 +207,11 @@ def _window(x, side, rows, cols):
     """
     i = tf.range(rows[0], rows[1])[:, None]
     j = tf.range(cols[0], cols[1])[None, :]
-    r, c = tf.minimum(i, j), tf.maximum(i, j)
-    masked = _outside(*rows, side) or _outside(*cols, side)
-    if masked:
-        valid = (r >= 0) & (c < side)
-        r = tf.clip_by_value(r, 0, side - 1)
-        c = tf.clip_by_value(c, 0, side - 1)
-    win = tf.gather(x, tf.reshape(_index(r, c, side), [-1]), axis=1)
-    shape = tf.stack([tf.shape(x)[0], tf.shape(i)[0], tf.shape(j)[1], tf.shape(x)[-1]])
-    win = tf.reshape(win, shape)
-    if masked:
-        win = win * tf.cast(valid, x.dtype)[None, :, :, None]
-    return win
+    if not (_outside(*rows, side) or _outside(*cols, side)):
+        return _gather_block(x, side, i, j)
+    valid = (tf.minimum(i, j) >= 0) & (tf.maximum(i, j) < side)
+    clip = lambda v: tf.clip_by_value(v, 0, side - 1)  # noqa: E731
+    return _gather_block(x, side, clip(i), clip(j), valid)
 
 
 def _valid_conv(xs, kernel, dilation):
@@ -237,17 +246,8 @@ def _upper_of_block(g, out_side, block, piece):
     r0, r1, c0, c1, _ = block
     i = tf.range(r0, r1)[:, None]
     j = tf.range(c0, c1)[None, :]
-    if piece:  # a diagonal piece: part of it is below the diagonal
-        above = i <= j
-        idx = _index(tf.minimum(i, j), tf.maximum(i, j), out_side)
-    else:
-        idx = _index(i, j, out_side)
-    w = tf.gather(g, tf.reshape(idx, [-1]), axis=1)
-    shape = tf.stack([tf.shape(g)[0], tf.shape(i)[0], tf.shape(j)[1], tf.shape(g)[-1]])
-    w = tf.reshape(w, shape)
-    if piece:
-        w = w * tf.cast(above, g.dtype)[None, :, :, None]
-    return w
+    # Only a diagonal piece reaches below the diagonal.
+    return _gather_block(g, out_side, i, j, (i <= j) if piece else None)
 
 
 def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=False):
@@ -275,7 +275,7 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
 
     @tf.custom_gradient
     def upper_conv(x, kernel, *bias):
-        side = _static_side(x)
+        side = map_side(x)
         out_side = side + pad_before + pad_after - effective + 1
         y = _conv_upper(x, side, kernel, out_side, strips, splits, effective, pad_before, dilation)
         if bias:
