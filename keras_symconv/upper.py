@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from keras_symconv import triangular
@@ -102,10 +103,11 @@ def _index(r, c, side):
 def upper_rows_cols(side):
     """Row and column ``(N,)`` int32 of every stored entry, in storage order."""
     pos = tf.range(side)
-    rows = tf.repeat(pos, side - pos)
-    start = _index(rows, rows, side)
-    cols = tf.range(upper_length(side)) - start + rows
-    return rows, cols
+    index = tf.range(upper_length(side))
+    # Row r ends at storage index _index(r, side - 1) + 1 (no tf.repeat: a
+    # smaller graph).
+    rows = tf.searchsorted(_index(pos, side - 1, side) + 1, index, side="right", out_type=tf.int32)
+    return rows, index - _index(rows, rows, side) + rows
 
 
 def diagonal_index(side):
@@ -178,40 +180,115 @@ def upper_plan(side, kernel_size, dilation, strip_height=64, max_strips=8, max_s
     return strips, splits
 
 
-def _outside(start, stop, side):
-    """Whether rows ``[start, stop)`` may leave ``[0, side)`` (True if unknown)."""
-    known = all(isinstance(v, int) for v in (start, stop, side))
-    return not known or start < 0 or stop > side
+class _Blocks:
+    """The blocks of :func:`keras_symconv.triangular.upper_blocks` as vectors.
 
-
-def _gather_block(x, side, i, j, keep=None):
-    """Entries ``(min(i, j), max(i, j))`` of ``x`` (upper layout) as a block.
-
-    ``i (h, 1)`` and ``j (1, w)`` are in-map rows and columns; the result is
-    ``(batch, h, w, channels)``, times ``keep (h, w)`` when given.
+    ``r0, c0, h, w`` (``(nb,)``): each block's top-left output entry and
+    size; NumPy arrays when the side is a Python int, int32 tensors when it
+    is a tensor (a few vector operations for all blocks, whatever their
+    number: the graph stays small when the side is unknown). ``piece``
+    (NumPy bool) marks the diagonal pieces, known from the place.
     """
-    idx = _index(tf.minimum(i, j), tf.maximum(i, j), side)
-    block = tf.gather(x, tf.reshape(idx, [-1]), axis=1)
-    shape = tf.stack([tf.shape(x)[0], tf.shape(i)[0], tf.shape(j)[1], tf.shape(x)[-1]])
-    block = tf.reshape(block, shape)
-    if keep is not None:
-        block = block * tf.cast(keep, x.dtype)[None, :, :, None]
-    return block
+
+    def __init__(self, out_side, strips, splits):
+        places = [(k, j) for k in range(strips) for j in range(splits + (k < strips - 1))]
+        k = np.array([p[0] for p in places])
+        j = np.array([p[1] for p in places])
+        self.piece = j < splits
+        self.static = isinstance(out_side, int)
+        self.splits = splits
+        if self.static:
+            take, where = (lambda a, i: a[i]), np.where
+            bounds = (np.arange(strips + 1) * out_side) // strips
+        else:
+            take, where = tf.gather, tf.where
+            bounds = (tf.range(strips + 1) * out_side) // strips
+        top, bottom = take(bounds, k), take(bounds, k + 1)
+        height = bottom - top
+        first = top + (j * height) // splits
+        last = top + ((j + 1) * height) // splits
+        self.r0 = where(self.piece, first, top)
+        self.c0 = where(self.piece, first, bottom)
+        self.h = where(self.piece, last - first, height)
+        self.w = where(self.piece, bottom - first, out_side - bottom)
+
+    def __len__(self):
+        return len(self.piece)
+
+    def position(self, row, col):
+        """Flat index, in the concatenated blocks, of output entries ``(row, col)``.
+
+        ``row <= col`` elementwise, int32 tensors of one shape. The diagonal
+        pieces tile the rows in order, so the piece holding row ``r`` is a
+        ``searchsorted``; ``(r, c)`` lies in that piece, or in its strip's
+        rectangle when ``c`` is past the strip's diagonal block.
+        """
+        vec = lambda a: tf.cast(a, tf.int32)  # noqa: E731
+        r0, c0, h, w = vec(self.r0), vec(self.c0), vec(self.h), vec(self.w)
+        pieces = np.flatnonzero(self.piece)
+        piece_end = tf.gather(r0 + h, pieces)
+        strip_end = tf.gather(c0 + w, pieces)  # a piece's last column + 1
+        sizes = h * w
+        offset = tf.cumsum(sizes, exclusive=True)
+        flat_row = tf.reshape(row, [-1])
+        piece = tf.searchsorted(piece_end, flat_row, side="right", out_type=tf.int32)
+        piece = tf.reshape(piece, tf.shape(row))
+        per_strip = self.splits + 1
+        strip = piece // self.splits
+        in_rect = col >= tf.gather(strip_end, piece)
+        block = tf.where(
+            in_rect, strip * per_strip + self.splits, strip * per_strip + piece % self.splits
+        )
+        return (
+            tf.gather(offset, block)
+            + (row - tf.gather(r0, block)) * tf.gather(w, block)
+            + (col - tf.gather(c0, block))
+        )
 
 
-def _window(x, side, rows, cols):
-    """Rows ``[r0, r1)`` and columns ``[c0, c1)`` of the full map of ``x`` (upper layout).
+def _gather_blocks(x, side, r0, c0, h, w, masked, mask):
+    """Blocks of the full map of ``x`` (upper layout), one ``(batch, h_k, w_k, c)`` each.
 
-    Entries below the diagonal read their mirror image; entries outside the
-    map are 0 (the convolution's padding).
+    Block ``k`` is rows ``[r0_k, r0_k + h_k)`` and columns ``[c0_k, c0_k +
+    w_k)`` (vectors as in :class:`_Blocks`); entries below the diagonal read
+    their mirror image. Where ``masked[k]`` (NumPy bool), entries are zeroed
+    by ``mask``: ``"outside"`` (outside the map: the convolution's padding)
+    or ``"below"`` (below the diagonal). The row and column of every entry of
+    every block come from one set of vector operations; each block is then
+    one gather of ``x``.
     """
-    i = tf.range(rows[0], rows[1])[:, None]
-    j = tf.range(cols[0], cols[1])[None, :]
-    if not (_outside(*rows, side) or _outside(*cols, side)):
-        return _gather_block(x, side, i, j)
-    valid = (tf.minimum(i, j) >= 0) & (tf.maximum(i, j) < side)
-    clip = lambda v: tf.clip_by_value(v, 0, side - 1)  # noqa: E731
-    return _gather_block(x, side, clip(i), clip(j), valid)
+    vec = lambda a: tf.cast(a, tf.int32)  # noqa: E731
+    sizes = vec(h * w)
+    nb = len(masked)
+    ends = tf.cumsum(sizes)
+    position = tf.range(ends[-1])
+    # The block of each entry (tf.repeat builds a larger graph).
+    block = tf.searchsorted(ends, position, side="right", out_type=tf.int32)
+    local = position - tf.gather(ends - sizes, block)
+    width = tf.gather(vec(w), block)
+    i = tf.gather(vec(r0), block) + local // width
+    j = tf.gather(vec(c0), block) + local % width
+    keep = None
+    if masked.any():
+        if mask == "outside":
+            keep = (tf.minimum(i, j) >= 0) & (tf.maximum(i, j) < side)
+            i, j = tf.clip_by_value(i, 0, side - 1), tf.clip_by_value(j, 0, side - 1)
+        else:
+            keep = i <= j
+        keep = tf.split(tf.cast(keep, x.dtype)[None, :, None], sizes, num=nb, axis=1)
+    index = tf.split(_index(tf.minimum(i, j), tf.maximum(i, j), side), sizes, num=nb)
+    batch, channels = tf.shape(x)[0], tf.shape(x)[-1]
+    if isinstance(h, np.ndarray):
+        hs, ws = [int(v) for v in h], [int(v) for v in w]
+    else:
+        hs, ws = tf.unstack(vec(h), num=nb), tf.unstack(vec(w), num=nb)
+    out = []
+    for k in range(nb):
+        entries = tf.gather(x, index[k], axis=1)
+        if masked[k]:
+            entries = entries * keep[k]
+        out.append(tf.reshape(entries, tf.stack([batch, hs[k], ws[k], channels])))
+    return out
 
 
 def _valid_conv(xs, kernel, dilation):
@@ -222,32 +299,26 @@ def _valid_conv(xs, kernel, dilation):
 
 def _block_windows(x, side, blocks, effective, pad_before):
     """Each block's input window (padding included) from ``x`` (upper layout)."""
-    for r0, r1, c0, c1, _ in blocks:
-        rows = (r0 - pad_before, r1 - 1 + effective - pad_before)
-        cols = (c0 - pad_before, c1 - 1 + effective - pad_before)
-        yield _window(x, side, rows, cols)
+    r0, c0 = blocks.r0 - pad_before, blocks.c0 - pad_before
+    h, w = blocks.h + (effective - 1), blocks.w + (effective - 1)
+    if blocks.static and isinstance(side, int):
+        masked = (np.minimum(r0, c0) < 0) | (np.maximum(r0 + h, c0 + w) > side)
+    else:
+        masked = np.ones(len(blocks), bool)
+    return _gather_blocks(x, side, r0, c0, h, w, masked, "outside")
 
 
 def _conv_upper(x, side, kernel, out_side, strips, splits, effective, pad_before, dilation):
     """The upper triangle of ``conv(from_upper(x), kernel)``."""
-    blocks = triangular.upper_blocks(out_side, strips, splits)
-    batch, filters = tf.shape(x)[0], tf.shape(kernel)[-1]
+    blocks = _Blocks(out_side, strips, splits)
+    shape = tf.stack([tf.shape(x)[0], -1, tf.shape(kernel)[-1]])
     flat = [
-        tf.reshape(_valid_conv(win, kernel, dilation), [batch, -1, filters])
+        tf.reshape(_valid_conv(win, kernel, dilation), shape)
         for win in _block_windows(x, side, blocks, effective, pad_before)
     ]
     flat = flat[0] if len(flat) == 1 else tf.concat(flat, axis=1)
     rows, cols = upper_rows_cols(out_side)
-    return tf.gather(flat, triangular.block_position(rows, cols, blocks, splits), axis=1)
-
-
-def _upper_of_block(g, out_side, block, piece):
-    """Block ``(r0, r1, c0, c1)`` of the full map of ``g`` (upper layout), 0 below the diagonal."""
-    r0, r1, c0, c1, _ = block
-    i = tf.range(r0, r1)[:, None]
-    j = tf.range(c0, c1)[None, :]
-    # Only a diagonal piece reaches below the diagonal.
-    return _gather_block(g, out_side, i, j, (i <= j) if piece else None)
+    return tf.gather(flat, blocks.position(rows, cols), axis=1)
 
 
 def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=False):
@@ -271,7 +342,6 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
     effective, pad_before, pad_after = triangular.conv_padding(kernel_size, dilation, padding)
     # The input gradient is a 'valid' correlation with these paddings.
     grad_before = effective - 1 - pad_before
-    per_strip = splits + 1
 
     @tf.custom_gradient
     def upper_conv(x, kernel, *bias):
@@ -282,19 +352,27 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
             y = tf.nn.bias_add(y, bias[0])
 
         def grad(g):
-            blocks = triangular.upper_blocks(out_side, strips, splits)
-            dk = None
+            blocks = _Blocks(out_side, strips, splits)
             windows = _block_windows(x, side, blocks, effective, pad_before)
-            for n, (block, win) in enumerate(zip(blocks, windows, strict=True)):
-                r0, r1, c0, c1, _ = block
-                static = all(isinstance(v, int) for v in (r0, r1, c0, c1))
-                if static and (r1 <= r0 or c1 <= c0):
+            # The output blocks of g, 0 below the diagonal (only the diagonal
+            # pieces reach below it).
+            outs = _gather_blocks(
+                g, out_side, blocks.r0, blocks.c0, blocks.h, blocks.w, blocks.piece, "below"
+            )
+            parts = []
+            kernel_shape = tf.shape(kernel)
+            if not blocks.static:
+                # A block may be empty when the side is small; the CPU
+                # kernel then returns an uninitialized filter gradient.
+                nonempty = tf.unstack(blocks.h * blocks.w > 0, num=len(blocks))
+                zero = tf.zeros_like(kernel)
+            for k, (win, w) in enumerate(zip(windows, outs, strict=True)):
+                if blocks.static and blocks.h[k] * blocks.w[k] == 0:
                     continue
-                w = _upper_of_block(g, out_side, block, piece=n % per_strip < splits)
                 if dilation == 1:
                     part = tf.raw_ops.Conv2DBackpropFilter(
                         input=win,
-                        filter_sizes=tf.shape(kernel),
+                        filter_sizes=kernel_shape,
                         out_backprop=w,
                         strides=[1, 1, 1, 1],
                         padding="VALID",
@@ -304,11 +382,8 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
                         tape.watch(kernel)
                         yk = _valid_conv(win, kernel, dilation)
                     part = tape.gradient(yk, kernel, output_gradients=w)
-                if not static:
-                    # A block may be empty when the side is small; the CPU
-                    # kernel then returns an uninitialized filter gradient.
-                    part = tf.where((r1 > r0) & (c1 > c0), part, tf.zeros_like(part))
-                dk = part if dk is None else dk + part
+                parts.append(part if blocks.static else tf.where(nonempty[k], part, zero))
+            dk = tf.add_n(parts)
             flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
             doubled = g * _diagonal_weight(out_side, 2.0, 1.0, g.dtype)[None, :, None]
             dx = _conv_upper(
