@@ -35,6 +35,7 @@ when the graph is built) or a scalar tensor.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -261,7 +262,7 @@ def _gather_blocks(x, side, r0, c0, h, w, masked, mask):
     sizes = vec(h * w)
     nb = len(masked)
     ends = tf.cumsum(sizes)
-    position = tf.range(ends[-1])
+    position = tf.range(tf.reduce_sum(sizes))
     # The block of each entry (tf.repeat builds a larger graph).
     block = tf.searchsorted(ends, position, side="right", out_type=tf.int32)
     local = position - tf.gather(ends - sizes, block)
@@ -312,15 +313,20 @@ def _conv_upper(x, side, kernel, out_side, strips, splits, effective, pad_before
     """The upper triangle of ``conv(from_upper(x), kernel)``."""
     blocks = _Blocks(out_side, strips, splits)
     shape = tf.stack([tf.shape(x)[0], -1, tf.shape(kernel)[-1]])
+    windows = _block_windows(x, side, blocks, effective, pad_before)
+    # A block known to be empty (a small side) adds nothing; its conv2d
+    # would not even build (static shapes).
     flat = [
         tf.reshape(_valid_conv(win, kernel, dilation), shape)
-        for win in _block_windows(x, side, blocks, effective, pad_before)
+        for k, win in enumerate(windows)
+        if not (blocks.static and blocks.h[k] * blocks.w[k] == 0)
     ]
     flat = flat[0] if len(flat) == 1 else tf.concat(flat, axis=1)
     rows, cols = upper_rows_cols(out_side)
     return tf.gather(flat, blocks.position(rows, cols), axis=1)
 
 
+@functools.cache
 def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=False):
     """A symmetric convolution in the upper layout, with its gradient.
 
@@ -338,58 +344,86 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
         full kernel ``(C, C, m, F)`` with ``kernel[a, b] == kernel[b, a]``:
         ``to_upper(conv(from_upper(x), kernel) (+ bias))``, under a
         ``tf.custom_gradient``.
+
+    In a graph, the forward and backward computations (a few hundred small
+    index operations and one ``conv2d`` per block each) are ``tf.function`` s,
+    made once per set of arguments (the result is cached) and traced once
+    per input dtype and shape class, not once per layer and per model: the
+    graph holds one call operation for each, which the runtime inlines.
+    Eagerly they run op by op.
     """
     effective, pad_before, pad_after = triangular.conv_padding(kernel_size, dilation, padding)
     # The input gradient is a 'valid' correlation with these paddings.
     grad_before = effective - 1 - pad_before
 
+    def sides(x):
+        side = map_side(x)
+        return side, side + pad_before + pad_after - effective + 1
+
+    def forward(x, kernel):
+        side, out_side = sides(x)
+        return _conv_upper(
+            x, side, kernel, out_side, strips, splits, effective, pad_before, dilation
+        )
+
+    def backward(x, kernel, g):
+        side, out_side = sides(x)
+        blocks = _Blocks(out_side, strips, splits)
+        windows = _block_windows(x, side, blocks, effective, pad_before)
+        # The output blocks of g, 0 below the diagonal (only the diagonal
+        # pieces reach below it).
+        outs = _gather_blocks(
+            g, out_side, blocks.r0, blocks.c0, blocks.h, blocks.w, blocks.piece, "below"
+        )
+        parts = []
+        kernel_shape = tf.shape(kernel)
+        for k, (win, w) in enumerate(zip(windows, outs, strict=True)):
+            if blocks.static and blocks.h[k] * blocks.w[k] == 0:
+                continue
+            if not blocks.static:
+                # A block may be empty when the side is small (the CPU kernel
+                # then returns an uninitialized filter gradient, XLA does not
+                # compile): one more row and column, 0 in g, adds nothing.
+                extra = [[0, 0], [0, 1], [0, 1], [0, 0]]
+                win, w = tf.pad(win, extra), tf.pad(w, extra)
+            if dilation == 1:
+                part = tf.raw_ops.Conv2DBackpropFilter(
+                    input=win,
+                    filter_sizes=kernel_shape,
+                    out_backprop=w,
+                    strides=[1, 1, 1, 1],
+                    padding="VALID",
+                )
+            else:
+                with tf.GradientTape() as tape:
+                    tape.watch(kernel)
+                    yk = _valid_conv(win, kernel, dilation)
+                part = tape.gradient(yk, kernel, output_gradients=w)
+            parts.append(part)
+        dk = tf.add_n(parts)
+        flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+        doubled = g * _diagonal_weight(out_side, 2.0, 1.0, g.dtype)[None, :, None]
+        dx = _conv_upper(
+            doubled, out_side, flipped, side, strips, splits, effective, grad_before, dilation
+        )
+        return dx * _diagonal_weight(side, 0.5, 1.0, dx.dtype)[None, :, None], dk
+
+    traced = {
+        f: tf.function(f, reduce_retracing=True, autograph=False) for f in (forward, backward)
+    }
+
+    def run(f, *args):
+        # Eagerly, op by op: a trace per new shape would cost more.
+        return f(*args) if tf.executing_eagerly() else traced[f](*args)
+
     @tf.custom_gradient
     def upper_conv(x, kernel, *bias):
-        side = map_side(x)
-        out_side = side + pad_before + pad_after - effective + 1
-        y = _conv_upper(x, side, kernel, out_side, strips, splits, effective, pad_before, dilation)
+        y = run(forward, x, kernel)
         if bias:
             y = tf.nn.bias_add(y, bias[0])
 
         def grad(g):
-            blocks = _Blocks(out_side, strips, splits)
-            windows = _block_windows(x, side, blocks, effective, pad_before)
-            # The output blocks of g, 0 below the diagonal (only the diagonal
-            # pieces reach below it).
-            outs = _gather_blocks(
-                g, out_side, blocks.r0, blocks.c0, blocks.h, blocks.w, blocks.piece, "below"
-            )
-            parts = []
-            kernel_shape = tf.shape(kernel)
-            if not blocks.static:
-                # A block may be empty when the side is small; the CPU
-                # kernel then returns an uninitialized filter gradient.
-                nonempty = tf.unstack(blocks.h * blocks.w > 0, num=len(blocks))
-                zero = tf.zeros_like(kernel)
-            for k, (win, w) in enumerate(zip(windows, outs, strict=True)):
-                if blocks.static and blocks.h[k] * blocks.w[k] == 0:
-                    continue
-                if dilation == 1:
-                    part = tf.raw_ops.Conv2DBackpropFilter(
-                        input=win,
-                        filter_sizes=kernel_shape,
-                        out_backprop=w,
-                        strides=[1, 1, 1, 1],
-                        padding="VALID",
-                    )
-                else:
-                    with tf.GradientTape() as tape:
-                        tape.watch(kernel)
-                        yk = _valid_conv(win, kernel, dilation)
-                    part = tape.gradient(yk, kernel, output_gradients=w)
-                parts.append(part if blocks.static else tf.where(nonempty[k], part, zero))
-            dk = tf.add_n(parts)
-            flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-            doubled = g * _diagonal_weight(out_side, 2.0, 1.0, g.dtype)[None, :, None]
-            dx = _conv_upper(
-                doubled, out_side, flipped, side, strips, splits, effective, grad_before, dilation
-            )
-            dx = dx * _diagonal_weight(side, 0.5, 1.0, dx.dtype)[None, :, None]
+            dx, dk = run(backward, x, kernel, g)
             if bias:
                 return dx, dk, tf.reduce_sum(g, axis=[0, 1])
             return dx, dk

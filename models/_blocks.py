@@ -29,7 +29,7 @@ COMMON_DEFAULTS = dict(
 )
 
 #: Arguments only the symmetric builders take (how the SCNN computes, not what).
-SYMMETRIC_DEFAULTS = dict(fused=True, compute="auto", layout="full")
+SYMMETRIC_DEFAULTS = dict(fused=True, compute="auto", layout="upper")
 
 
 class Blocks:
