@@ -17,7 +17,7 @@ inference at --contact-length), with the same hyperparameters:
   return every allocation of 64 KiB or more to the system when it is freed
   (``MALLOC_MMAP_THRESHOLD_``), so the resident set follows the live tensors.
 
-    cd benchmarks && python end_to_end.py [--reps 3] [--tasks rna contact]
+    cd benchmarks && python end_to_end.py [--reps 3] [--tasks rna contact] [--modes ...]
 """
 
 import argparse
@@ -43,6 +43,7 @@ from keras_symconv.losses import PairBinaryCrossentropy  # noqa: E402
 
 #: Model names as printed (and passed to --memory-child, without spaces).
 MODELS = ("CNN", "SCNN", "SCNN-full-layout")
+MODES = ("train", "inference", "train-unknown-side")
 
 BUILDERS = {
     ("rna", "CNN"): build_rna_cnn,
@@ -59,7 +60,7 @@ def make_data(task, mode, args, seed=0):
     if task == "rna":
         batch, length = (
             (args.rna_batch, args.rna_crop)
-            if mode == "train"
+            if mode != "inference"
             else (
                 1,
                 args.rna_infer_length,
@@ -69,7 +70,7 @@ def make_data(task, mode, args, seed=0):
     else:
         batch, length = (
             (args.contact_batch, args.contact_length)
-            if mode == "train"
+            if mode != "inference"
             else (
                 1,
                 args.contact_length,
@@ -90,9 +91,23 @@ def make_model(task, name):
     return model
 
 
+def _unknown_side_spec(a):
+    # Batch and channels known; every length axis None, as tf.data gives
+    # for variable lengths.
+    shape = [a.shape[0]] + [None] * (a.ndim - 2) + [a.shape[-1]]
+    return tf.TensorSpec(shape, tf.as_dtype(a.dtype))
+
+
 def make_step(model, mode, x, y):
     if mode == "train":
         return lambda _: np.asarray(model.train_on_batch(x, y))
+    if mode == "train-unknown-side":
+        data = (tuple(x) if isinstance(x, list) else x, y)
+        dataset = tf.data.Dataset.from_generator(
+            lambda: iter([data]),
+            output_signature=tf.nest.map_structure(_unknown_side_spec, data),
+        ).repeat()
+        return lambda _: model.fit(dataset, steps_per_epoch=1, verbose=0).history["loss"][-1]
     return lambda _: model.predict_on_batch(x)
 
 
@@ -114,6 +129,15 @@ def main():
     parser.add_argument("--rna-infer-length", type=int, default=1500)
     parser.add_argument("--contact-length", type=int, default=300)
     parser.add_argument("--contact-batch", type=int, default=2)
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=list(MODES),
+        help="train: train_on_batch on NumPy arrays (every graph knows the side); "
+        "train-unknown-side: one fit step from tf.data whose length axes are None, so "
+        "the graph is built for any side; inference: predict_on_batch",
+    )
     parser.add_argument("--memory-child", nargs=3, metavar=("TASK", "MODEL", "MODE"))
     args = parser.parse_args()
     if args.memory_child:
@@ -135,7 +159,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for task in args.tasks:
         models = {name: make_model(task, name) for name in MODELS}
-        for mode in ("train", "inference"):
+        for mode in args.modes:
             x, y = make_data(task, mode, args)
             steps = [make_step(models[name], mode, x, y) for name in MODELS]
             times = time_many(steps, None, args.reps, warmup=1)
@@ -143,11 +167,12 @@ def main():
                 run_memory_child(__file__, [*sizes, "--memory-child", task, name, mode])
                 for name in MODELS
             ]
-            if mode == "train":
+            if mode != "inference":
                 what = (
-                    f"train, batch {args.rna_batch} x {args.rna_crop}"
+                    f"{mode.replace('-', ' ')}, batch {args.rna_batch} x {args.rna_crop}"
                     if task == "rna"
-                    else f"train, batch {args.contact_batch} x {args.contact_length}"
+                    else f"{mode.replace('-', ' ')}, batch {args.contact_batch} x "
+                    f"{args.contact_length}"
                 )
             else:
                 what = (

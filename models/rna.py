@@ -90,11 +90,12 @@ def build_rna_scnn(name="rna_scnn", **kwargs):
     one :class:`~keras_symconv.FusedSymmetryGenerating2D` on the sequence;
     False: the literal ``SelfCartesian`` + ``SymmetryGenerating2D`` graph, whose
     weights load into the fused model with ``set_weights``), ``layout``
-    (``"full"``: full maps; ``"upper"``: every map from the first
-    generating layer to the output is kept in the upper-triangle layout of
+    (``"upper"``, the default: every map from the first generating layer
+    to the output is kept in the upper-triangle layout of
     :mod:`keras_symconv.upper`, half the activation memory, with
     :class:`~keras_symconv.UpperBatchNormalization` and a
-    :class:`~keras_symconv.FromUpper` before the output), ``compute``
+    :class:`~keras_symconv.FromUpper` before the output; ``"full"``: full
+    maps), ``compute``
     (``"auto"``, the ``compute`` argument of every
     :class:`~keras_symconv.SymmetryPreserving2D`).
 
