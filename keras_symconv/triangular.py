@@ -37,7 +37,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["strip_bounds", "make_triangular_conv", "min_length", "upper_blocks", "block_position"]
+__all__ = [
+    "strip_bounds",
+    "make_triangular_conv",
+    "min_length",
+    "upper_blocks",
+    "block_position",
+    "block_table_position",
+]
 
 
 def strip_bounds(length, strips):
@@ -91,23 +98,38 @@ def block_position(row, col, blocks, splits):
     """Flat index, in the concatenated blocks, of output entries ``(row, col)``.
 
     ``row <= col`` elementwise (entries on or above the diagonal), int32
-    tensors of one shape. The diagonal pieces tile the rows in order, so the
-    piece holding row ``r`` is a ``searchsorted``; ``(r, c)`` lies in that
-    piece, or in its strip's rectangle when ``c`` is past the strip's
-    diagonal block.
+    tensors of one shape; ``blocks`` as :func:`upper_blocks` gives them.
     """
 
     def column(values):
         return tf.cast(tf.stack(values), tf.int32)
 
+    return block_table_position(
+        row,
+        col,
+        column([b[0] for b in blocks]),
+        column([b[2] for b in blocks]),
+        column([b[1] - b[0] for b in blocks]),
+        column([b[3] - b[2] for b in blocks]),
+        splits,
+    )
+
+
+def block_table_position(row, col, r0, c0, h, w, splits):
+    """:func:`block_position` with the blocks given as vectors.
+
+    ``r0, c0, h, w`` (``(nb,)``, in :func:`upper_blocks`' order): each
+    block's top-left output entry and size. The diagonal pieces tile the rows
+    in order, so the piece holding row ``r`` is a ``searchsorted``; ``(r, c)``
+    lies in that piece, or in its strip's rectangle when ``c`` is past the
+    strip's diagonal block.
+    """
+    r0, c0, h, w = (tf.cast(v, tf.int32) for v in (r0, c0, h, w))
     per_strip = splits + 1
-    pieces = [b for n, b in enumerate(blocks) if n % per_strip < splits]
-    piece_end = column([b[1] for b in pieces])
-    strip_end = column([b[3] for b in pieces])  # a piece's last column + 1 = o_{k+1}
-    r0, c0 = column([b[0] for b in blocks]), column([b[2] for b in blocks])
-    width = column([b[3] - b[2] for b in blocks])
-    sizes = column([(b[1] - b[0]) * (b[3] - b[2]) for b in blocks])
-    offset = tf.concat([[0], tf.cumsum(sizes)[:-1]], axis=0)
+    pieces = [n for n in range(int(r0.shape[0])) if n % per_strip < splits]
+    piece_end = tf.gather(r0 + h, pieces)
+    strip_end = tf.gather(c0 + w, pieces)  # a piece's last column + 1 = o_{k+1}
+    offset = tf.cumsum(h * w, exclusive=True)
 
     piece = tf.searchsorted(piece_end, tf.reshape(row, [-1]), side="right", out_type=tf.int32)
     piece = tf.reshape(piece, tf.shape(row))
@@ -116,7 +138,7 @@ def block_position(row, col, blocks, splits):
     block = tf.where(in_rect, strip * per_strip + splits, strip * per_strip + piece % splits)
     return (
         tf.gather(offset, block)
-        + (row - tf.gather(r0, block)) * tf.gather(width, block)
+        + (row - tf.gather(r0, block)) * tf.gather(w, block)
         + (col - tf.gather(c0, block))
     )
 

@@ -217,33 +217,9 @@ class _Blocks:
         return len(self.piece)
 
     def position(self, row, col):
-        """Flat index, in the concatenated blocks, of output entries ``(row, col)``.
-
-        ``row <= col`` elementwise, int32 tensors of one shape. The diagonal
-        pieces tile the rows in order, so the piece holding row ``r`` is a
-        ``searchsorted``; ``(r, c)`` lies in that piece, or in its strip's
-        rectangle when ``c`` is past the strip's diagonal block.
-        """
-        vec = lambda a: tf.cast(a, tf.int32)  # noqa: E731
-        r0, c0, h, w = vec(self.r0), vec(self.c0), vec(self.h), vec(self.w)
-        pieces = np.flatnonzero(self.piece)
-        piece_end = tf.gather(r0 + h, pieces)
-        strip_end = tf.gather(c0 + w, pieces)  # a piece's last column + 1
-        sizes = h * w
-        offset = tf.cumsum(sizes, exclusive=True)
-        flat_row = tf.reshape(row, [-1])
-        piece = tf.searchsorted(piece_end, flat_row, side="right", out_type=tf.int32)
-        piece = tf.reshape(piece, tf.shape(row))
-        per_strip = self.splits + 1
-        strip = piece // self.splits
-        in_rect = col >= tf.gather(strip_end, piece)
-        block = tf.where(
-            in_rect, strip * per_strip + self.splits, strip * per_strip + piece % self.splits
-        )
-        return (
-            tf.gather(offset, block)
-            + (row - tf.gather(r0, block)) * tf.gather(w, block)
-            + (col - tf.gather(c0, block))
+        """Flat index, in the concatenated blocks, of output entries ``(row, col)``."""
+        return triangular.block_table_position(
+            row, col, self.r0, self.c0, self.h, self.w, self.splits
         )
 
 
