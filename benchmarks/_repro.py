@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 
 import numpy as np
@@ -85,14 +84,10 @@ def read_json(path, default=None):
 
 
 def machine():
-    """One line naming the machine and the software, for the logs."""
-    import keras
-    import tensorflow as tf
+    """One line naming the machine (CPU model included) and the software, for the logs."""
+    from layer_speed import machine as describe
 
-    return (
-        f"{platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}, "
-        f"Keras {keras.__version__}, Python {platform.python_version()}"
-    )
+    return describe()
 
 
 def mean_sd(values, digits=3):

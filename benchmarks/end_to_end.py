@@ -24,7 +24,6 @@ import argparse
 import datetime
 import functools
 import os
-import platform
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -37,7 +36,7 @@ from keras_symconv.models import (  # noqa: E402
     build_rna_cnn,
     build_rna_scnn,
 )
-from layer_speed import run_memory_child, step_peak_mib, time_many  # noqa: E402
+from layer_speed import machine, run_memory_child, step_peak_mib, time_many  # noqa: E402
 
 from keras_symconv.losses import PairBinaryCrossentropy  # noqa: E402
 
@@ -153,8 +152,7 @@ def main():
         f"--contact-batch={args.contact_batch}",
     ]
     print(
-        f"# end_to_end: {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
-        f"TF {tf.__version__}, Keras {keras.__version__}, reps {args.reps}, {' '.join(sizes)}"
+        f"# end_to_end: {datetime.date.today()}, {machine()}, reps {args.reps}, {' '.join(sizes)}"
     )
     print()
     print("| task | step | model | ms | time / CNN | peak MiB | memory / CNN |")

@@ -15,13 +15,12 @@ diagonal counted twice), so its gradients are the same.
 import argparse
 import datetime
 import os
-import platform
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from layer_speed import run_memory_child, step_peak_mib, time_many  # noqa: E402
+from layer_speed import machine, run_memory_child, step_peak_mib, time_many  # noqa: E402
 
 import keras_symconv as ks  # noqa: E402
 
@@ -89,9 +88,8 @@ def main():
         f"--filters={args.filters}",
     ]
     print(
-        f"# fused_speed: {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
-        f"TF {tf.__version__}, batch {args.batch}, L {args.length}, n {args.n}, "
-        f"F {args.filters}, reps {args.reps}"
+        f"# fused_speed: {datetime.date.today()}, {machine()}, batch {args.batch}, "
+        f"L {args.length}, n {args.n}, F {args.filters}, reps {args.reps}"
     )
     print()
     print(

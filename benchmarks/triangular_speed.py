@@ -12,14 +12,13 @@ Markdown table of time ratios against Conv2D, and auto against full.
 import argparse
 import datetime
 import os
-import platform
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from layer_speed import make_steps, time_many  # noqa: E402
+from layer_speed import machine, make_steps, time_many  # noqa: E402
 
 import keras_symconv as ks  # noqa: E402
 
@@ -39,11 +38,7 @@ def main():
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--grid", choices=sorted(GRIDS), default="default")
     args = parser.parse_args()
-    print(
-        f"# triangular_speed: {datetime.date.today()}, {platform.machine()}, "
-        f"{os.cpu_count()} cores, TF {tf.__version__}, Keras {keras.__version__}, "
-        f"reps {args.reps}"
-    )
+    print(f"# triangular_speed: {datetime.date.today()}, {machine()}, reps {args.reps}")
     print()
     print(
         "| batch | L | m -> F | C | Conv2D fwd ms | full | triangular | auto "

@@ -268,9 +268,9 @@ def _gather_blocks(x, side, r0, c0, h, w, masked, mask):
     return out
 
 
-def _valid_conv(xs, kernel, dilation):
+def _valid_conv(xs, kernel, dilation, pack=1):
     if dilation == 1:
-        return tf.nn.conv2d(xs, kernel, strides=1, padding="VALID")
+        return triangular.packed_conv2d(xs, kernel, "VALID", pack)
     return tf.nn.convolution(xs, kernel, padding="VALID", dilations=dilation)
 
 
@@ -290,10 +290,25 @@ def _conv_upper(x, side, kernel, out_side, strips, splits, effective, pad_before
     blocks = _Blocks(out_side, strips, splits)
     shape = tf.stack([tf.shape(x)[0], -1, tf.shape(kernel)[-1]])
     windows = _block_windows(x, side, blocks, effective, pad_before)
+    pack = triangular.column_packing(kernel.shape[-1], kernel.shape[1], kernel.dtype)
+    filters = tf.shape(kernel)[-1]
+
+    def block(k, win):
+        if blocks.static:
+            return tf.reshape(_valid_conv(win, kernel, dilation, pack), shape)
+        # An empty block's window is smaller than the kernel, and for such an
+        # input TensorFlow's CPU conv2d (oneDNN) returns the input itself on
+        # some CPUs (seen on AMD EPYC): no convolution there.
+        return tf.cond(
+            blocks.h[k] * blocks.w[k] > 0,
+            lambda: tf.reshape(_valid_conv(win, kernel, dilation, pack), shape),
+            lambda: tf.zeros(tf.stack([shape[0], 0, filters]), win.dtype),
+        )
+
     # A block known to be empty (a small side) adds nothing; its conv2d
     # would not even build (static shapes).
     flat = [
-        tf.reshape(_valid_conv(win, kernel, dilation), shape)
+        block(k, win)
         for k, win in enumerate(windows)
         if not (blocks.static and blocks.h[k] * blocks.w[k] == 0)
     ]

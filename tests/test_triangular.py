@@ -7,6 +7,7 @@ into several strips.
 """
 
 import os
+from unittest import mock
 
 import keras
 import numpy as np
@@ -63,7 +64,13 @@ def triangular_configs(draw):
         filters=draw(st.integers(1, 3)),
         use_bias=draw(st.booleans()),
         seed=draw(st.integers(0, 2**16)),
+        pack=draw(st.integers(1, 3)),
     )
+
+
+def forced_packing(pack):
+    """Every convolution packs ``pack`` output columns (whatever the CPU and dtype)."""
+    return mock.patch.object(triangular, "column_packing", lambda *args, **kwargs: pack)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -88,7 +95,7 @@ def test_triangular_equals_full_forward_and_gradients(cfg):
     upstream = tf.constant(rng.normal(size=(cfg["batch"], out_len, out_len, cfg["filters"])))
     results = []
     for layer in (tri, full):
-        with tf.GradientTape() as tape:
+        with forced_packing(cfg["pack"]), tf.GradientTape() as tape:
             tape.watch(x)
             y = layer(x)
             loss = tf.reduce_sum(y * upstream)
@@ -254,3 +261,78 @@ def test_bad_compute_arguments():
     y = auto(x)
     reference = tf.nn.convolution(x, auto.kernel, strides=2, padding="SAME") + auto.bias
     np.testing.assert_allclose(y.numpy(), reference.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("pack", [1, 2, 3, 4])
+def test_packed_conv2d_equals_conv2d(pack):
+    rng = np.random.default_rng(pack)
+    cases = [
+        ((7, 9), (3, 3), "VALID"),
+        ((7, 10), (3, 5), [[0, 0], [1, 1], [2, 2], [0, 0]]),
+        ((5, 6), (1, 1), "VALID"),
+        ((8, 13), (4, 3), [[0, 0], [0, 3], [1, 0], [0, 0]]),
+        ((6, 4), (2, 4), "VALID"),  # one output column
+    ]
+    for (h, w), (kh, kw), padding in cases:
+        x = tf.constant(rng.normal(size=(2, h, w, 3)))
+        kernel = tf.constant(rng.normal(size=(kh, kw, 3, 5)))
+        expected = tf.nn.conv2d(x, kernel, 1, padding).numpy()
+        got = triangular.packed_conv2d(x, kernel, padding, pack).numpy()
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+        # Width unknown while the graph is built: the plain op.
+        unknown = tf.function(
+            lambda t, kernel=kernel, padding=padding: triangular.packed_conv2d(
+                t, kernel, padding, pack
+            ),
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float64)],
+        )
+        np.testing.assert_allclose(unknown(x).numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_column_packing_counts_padded_lanes(monkeypatch):
+    # 20 filters on 16 lanes cost 32; 4 columns of 20 fill 80 lanes exactly:
+    # 80 * 16 / 4 = 320 against 32 * 13 = 416 multiply-adds per column (0.77).
+    assert triangular.column_packing(20, 13, "float32", lanes=16) == 4
+    assert triangular.column_packing(20, 9, "float32", lanes=16) == 1  # 240 / 288 = 0.83
+    assert triangular.column_packing(64, 5, "float32", lanes=16) == 1  # no padding to save
+    assert triangular.column_packing(20, 13, "float64", lanes=16) == 1
+    assert triangular.column_packing(20, 13, "float32", lanes=8) == 1  # 24 lanes: 0.90 at best
+    monkeypatch.setattr(triangular, "cpu_lanes", lambda: None)
+    assert triangular.column_packing(20, 13, "float32") == 1
+    monkeypatch.setattr(triangular, "cpu_lanes", lambda: 16)
+    assert triangular.column_packing(20, 13, "float32") == 4
+
+
+def test_cpu_lanes_off_without_onednn(monkeypatch):
+    triangular.cpu_lanes.cache_clear()
+    try:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+        assert triangular.cpu_lanes() is None
+    finally:
+        triangular.cpu_lanes.cache_clear()
+    assert triangular.cpu_lanes() in (None, 8, 16)
+
+
+def test_packed_float32_layer_equals_full(monkeypatch):
+    """The layer as it runs on an AVX-512 CPU: 20 filters, C = 13, packed by 4."""
+    monkeypatch.setattr(triangular, "cpu_lanes", lambda: 16)
+    rng = np.random.default_rng(3)
+    x = tf.constant(symmetric_input(rng, 1, 30, 2).astype(np.float32))
+    tri, full = _twins(13, 20)
+    tri.build(x.shape)
+    full.build(x.shape)
+    full.set_weights(tri.get_weights())
+    assert tri._plan(30) is not None
+    calls = []
+    real = triangular.packed_conv2d
+
+    def spy(x, kernel, padding, pack):
+        calls.append(pack)
+        return real(x, kernel, padding, pack)
+
+    monkeypatch.setattr(triangular, "packed_conv2d", spy)
+    y = tri(x)
+    assert calls and set(calls) == {4}
+    np.testing.assert_allclose(y.numpy(), full(x).numpy(), rtol=1e-4, atol=1e-4)
+    assert ks.asymmetry(y) == 0.0

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import keras
 import numpy as np
@@ -25,7 +26,7 @@ from keras_symconv.models import (
 from layer_checks import symmetric_input
 
 import keras_symconv as ks
-from keras_symconv import upper
+from keras_symconv import triangular, upper
 
 
 def _upper_np(full):
@@ -72,6 +73,7 @@ def conv_configs(draw):
         filters=draw(st.integers(1, 3)),
         use_bias=draw(st.booleans()),
         seed=draw(st.integers(0, 2**16)),
+        pack=draw(st.integers(1, 3)),
     )
 
 
@@ -115,7 +117,8 @@ def test_upper_conv_equals_full_conv_forward_and_gradients(cfg):
         lambda: reference(x),
     ):
         layer = reference if len(results) == 2 else blocks
-        with tf.GradientTape() as tape:
+        packing = mock.patch.object(triangular, "column_packing", lambda *a, p=cfg["pack"], **k: p)
+        with packing, tf.GradientTape() as tape:
             tape.watch(x)
             y = call()
             loss = tf.reduce_sum(y * upstream)
