@@ -443,7 +443,8 @@ class SymmetryPreserving2D(_SymmetricConv2D):
             ``"auto"`` (default): triangular where it was measured faster
             on this library's benchmark grid (``strides == 1``, output side
             at least :attr:`TRIANGULAR_MIN_LENGTH`, known when the graph is
-            built), full otherwise, also when the side is unknown (``None``)
+            built, and at least :attr:`TRIANGULAR_MIN_WORK` multiply-adds
+            per map), full otherwise, also when the side is unknown (``None``)
             while the graph is built. ``"triangular"`` with an unknown side
             chooses at run time (strips of :attr:`DYNAMIC_PLAN`, full below
             their minimum side). With ``layout="upper"``: ``"auto"`` and
@@ -470,6 +471,12 @@ class SymmetryPreserving2D(_SymmetricConv2D):
 
     #: Output side from which ``compute="auto"`` goes triangular.
     TRIANGULAR_MIN_LENGTH = 128
+    #: Least work of the full convolution of one map, ``L'^2 C^2 m F``
+    #: multiply-adds, at which ``compute="auto"`` goes triangular: below it
+    #: the strips' fixed costs eat the saving (at L' = 128, C = 3, 40 -> 20
+    #: channels, 1.2e8, the triangular forward+backward took 1.2x the full
+    #: one on an AMD EPYC; at C = 5, 3.3e8, 0.75x).
+    TRIANGULAR_MIN_WORK = 2e8
     #: Target strip height of the triangular compute (rows).
     STRIP_HEIGHT = 64
     #: Most strips used.
@@ -528,10 +535,18 @@ class SymmetryPreserving2D(_SymmetricConv2D):
             self.kernel_size, self.dilation_rate, strips, splits
         )
 
-    def _plan(self, out_len):
-        """``(strips, splits)`` for a known output side, or ``None`` for full."""
-        if self.compute == "auto" and out_len < self.TRIANGULAR_MIN_LENGTH:
-            return None
+    def _plan(self, out_len, channels=None):
+        """``(strips, splits)`` for a known output side, or ``None`` for full.
+
+        ``channels``: the input's, for ``compute="auto"``'s work threshold
+        (not checked when ``None``).
+        """
+        if self.compute == "auto":
+            if out_len < self.TRIANGULAR_MIN_LENGTH:
+                return None
+            work = out_len**2 * self.kernel_size**2 * (channels or 0) * self.filters
+            if channels is not None and work < self.TRIANGULAR_MIN_WORK:
+                return None
         strips = min(self.MAX_STRIPS, max(2, round(out_len / self.STRIP_HEIGHT)))
         splits = self.DIAGONAL_SPLITS
         while splits > 1 and not self._fits(out_len, strips, splits):
@@ -613,7 +628,7 @@ class SymmetryPreserving2D(_SymmetricConv2D):
             return outputs
 
         if out_len is not None:
-            plan = self._plan(out_len)
+            plan = self._plan(out_len, inputs.shape[-1])
             outputs = self._triangular_fn(*plan)(*args) if plan else full()
         elif self.compute == "auto":
             # The side is unknown while the graph is built. A run-time choice

@@ -206,6 +206,11 @@ def test_auto_chooses_by_side(monkeypatch):
     assert layer.compute == "auto"
     assert layer._plan(19) is None
     assert layer._plan(20) == (3, 1)
+    # Too little work per map: 20^2 * 3^2 * 2 channels * 2 filters = 14,400.
+    monkeypatch.setattr(ks.SymmetryPreserving2D, "TRIANGULAR_MIN_WORK", 14_401)
+    assert layer._plan(20, 2) is None
+    assert layer._plan(20, 3) == (3, 1)
+    assert ks.SymmetryPreserving2D(2, 3, compute="triangular")._plan(20, 2) == (3, 1)
     forced = ks.SymmetryPreserving2D(2, 3, compute="triangular")
     assert forced._plan(19) == (3, 1)
     assert forced._plan(8) == (2, 1)  # fewer strips where they would be too thin
@@ -227,6 +232,7 @@ def test_auto_chooses_by_side(monkeypatch):
 def test_triangular_layer_through_keras_checks(compute, tmp_path, monkeypatch):
     """Config, fit (also XLA), mixed precision and .keras on the strips path."""
     monkeypatch.setattr(ks.SymmetryPreserving2D, "TRIANGULAR_MIN_LENGTH", 9)
+    monkeypatch.setattr(ks.SymmetryPreserving2D, "TRIANGULAR_MIN_WORK", 0)
     data = symmetric_input(np.random.default_rng(0), 2, 12, 3)
     run_layer_checks(
         lambda **kw: ks.SymmetryPreserving2D(4, 3, compute=compute, activation="relu", **kw),
