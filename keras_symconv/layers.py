@@ -544,8 +544,8 @@ class SymmetryPreserving2D(_SymmetricConv2D):
         if self.compute == "auto":
             if out_len < self.TRIANGULAR_MIN_LENGTH:
                 return None
-            work = out_len**2 * self.kernel_size**2 * (channels or 0) * self.filters
-            if channels is not None and work < self.TRIANGULAR_MIN_WORK:
+            work = None if channels is None else out_len**2 * self.kernel_size**2 * channels
+            if work is not None and work * self.filters < self.TRIANGULAR_MIN_WORK:
                 return None
         strips = min(self.MAX_STRIPS, max(2, round(out_len / self.STRIP_HEIGHT)))
         splits = self.DIAGONAL_SPLITS

@@ -295,9 +295,10 @@ def _groups(blocks, keys):
     """Block indices grouped by ``keys`` (first-seen order); one group per block if dynamic.
 
     Blocks of one shape (the diagonal pieces of equal strips) are
-    convolved in one call, stacked along the batch axis: the small pieces
-    cost up to 2.7x as much per output entry as the large blocks when each
-    is its own call.
+    convolved in one call, stacked along the batch axis: timed alone, the
+    small pieces cost up to 2.7x as much per output entry as the large
+    blocks (in a whole step the gain was smaller: kernel gradient 289 ->
+    278 ms at C = 13, 40 -> 20, L = 512).
     """
     if not all(isinstance(v, int) for b in blocks for v in b[:4]):
         return [[k] for k in range(len(blocks))]
