@@ -10,12 +10,14 @@ inference at --contact-length), with the same hyperparameters:
 * time: both models in one process, steps interleaved, median of --reps
   after a warm-up (Keras ``train_on_batch`` / ``predict_on_batch``, no XLA,
   as the command-line tool runs);
-* peak memory: each (model, step) in a fresh process; after a warm-up step
-  the process's resident-set high-water mark is reset
-  (``/proc/self/clear_refs``), two more steps run, and the step's peak is the
-  high-water mark minus the resident set before them. glibc is told to
-  return every allocation of 64 KiB or more to the system when it is freed
-  (``MALLOC_MMAP_THRESHOLD_``), so the resident set follows the live tensors.
+* peak memory: each (model, step) in a fresh process, the step being the
+  ``tf.function`` of Keras' own ``train_step`` (or of the model's call, for
+  inference) that ``train_on_batch`` / ``predict_on_batch`` run; it is
+  traced first, then the resident-set high-water mark is reset
+  (``/proc/self/clear_refs``), the step runs once, and its peak is the
+  high-water mark minus the resident set before it (see
+  ``layer_speed.step_peak_mib``: with oneDNN on, TensorFlow's CPU allocator
+  keeps freed memory, so only a first run can be measured).
 
     cd benchmarks && python end_to_end.py [--reps 3] [--tasks rna contact] [--modes ...]
 """
@@ -112,11 +114,36 @@ def make_step(model, mode, x, y):
     return lambda _: model.predict_on_batch(x)
 
 
+def memory_step(model, mode, x, y):
+    """``(step, trace)`` for :func:`layer_speed.step_peak_mib`: one ``tf.function``.
+
+    What Keras' ``train_on_batch`` / ``fit`` / ``predict_on_batch`` run per
+    batch (``model.train_step``, or the model's call with ``training=False``),
+    as a ``tf.function`` whose graph can be traced before it runs; the
+    unknown-side mode's graph is traced for every side.
+    """
+    x = tuple(x) if isinstance(x, list) else x
+    if mode == "inference":
+        function = tf.function(lambda x: model(x, training=False))
+        args = (x,)
+    else:
+        model.optimizer.build(model.trainable_variables)
+        signature = None
+        if mode == "train-unknown-side":
+            signature = [tf.nest.map_structure(_unknown_side_spec, (x, y))]
+        function = tf.function(lambda data: model.train_step(data), input_signature=signature)
+        args = ((x, y),)
+    return (lambda _: tf.nest.flatten(function(*args))[0]), (
+        lambda: function.get_concrete_function(*args)
+    )
+
+
 def memory_child(task, name, mode, args):
     """In a fresh process: print the step's peak resident memory in MiB."""
     model = make_model(task, name)
     x, y = make_data(task, mode, args)
-    print(step_peak_mib(make_step(model, mode, x, y), None))
+    step, trace = memory_step(model, mode, x, y)
+    print(step_peak_mib(step, None, trace))
 
 
 def main():

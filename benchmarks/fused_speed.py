@@ -3,8 +3,8 @@
 Forward+backward (gradients w.r.t. the weights and the sequence) of
 FusedSymmetryGenerating2D against the unfused pair with the same weights:
 time side by side (interleaved, median of --reps after a warm-up), and the
-step's peak resident memory, each variant in a fresh process (see
-layer_speed.step_peak_mib). The loss is the sum of squares of the output
+step's peak resident memory, each variant in a fresh process, the graph
+traced first (see layer_speed.step_peak_mib). The loss is the sum of squares of the output
 map. A third variant, the fused layer with ``layout="upper"``, returns only
 the upper triangle and computes the same loss from it (entries off the
 diagonal counted twice), so its gradients are the same.
@@ -79,7 +79,8 @@ def main():
     x = tf.constant(rng.normal(size=(args.batch, args.length, args.n)), tf.float32)
     if args.memory_child:
         c, variant = int(args.memory_child[0]), args.memory_child[1]
-        print(step_peak_mib(make_pair(c, args)[variant], x))
+        variant_step = make_pair(c, args)[variant]
+        print(step_peak_mib(variant_step, x, lambda: variant_step.get_concrete_function(x)))
         return
     sizes = [
         f"--batch={args.batch}",

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _child(tmp_path, mib):
+def _child(tmp_path, mib, traced_mib=0):
     script = tmp_path / "child.py"
     script.write_text(
         textwrap.dedent(
@@ -26,13 +26,19 @@ def _child(tmp_path, mib):
             sys.path.insert(0, {BENCHMARKS!r})
             from layer_speed import step_peak_mib
 
+            kept = []
+
+            def trace():
+                # Held from before the measured step on: not the step's.
+                kept.append(np.ones(({traced_mib} * 1024 * 1024 // 8,)))
+
             def step(_):
                 if {mib}:
                     block = np.ones(({mib} * 1024 * 1024 // 8,))  # touched: resident
                     return float(block.sum())
                 return 0.0
 
-            print(step_peak_mib(step, None))
+            print(step_peak_mib(step, None, trace))
             """
         )
     )
@@ -42,9 +48,13 @@ def _child(tmp_path, mib):
 def test_step_peak_memory_sees_a_known_allocation(tmp_path):
     big = _child(tmp_path, 300)
     none = _child(tmp_path, 0)
-    # The 300 MiB array is freed after the warm-up step and allocated again.
     assert 280 <= big <= 340, big
     assert none < 20, none
+
+
+def test_step_peak_memory_leaves_out_what_tracing_holds(tmp_path):
+    assert _child(tmp_path, 0, traced_mib=300) < 20
+    assert 280 <= _child(tmp_path, 300, traced_mib=300) <= 340
 
 
 def test_interleaved_timing_returns_one_median_per_step():
