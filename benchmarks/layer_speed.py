@@ -136,18 +136,29 @@ def step_peak_mib(step, x, trace=None):
     return (_status_kib("VmHWM") - before) / 1024.0
 
 
-def run_memory_child(script, argv):
-    """Run ``script argv`` in a fresh process; its last stdout line is the MiB figure.
+#: Fresh processes per memory figure (:func:`run_memory_child` takes their median).
+MEMORY_RUNS = 3
 
-    glibc is told to return every allocation of 64 KiB or more to the system
-    when it is freed (``MALLOC_MMAP_THRESHOLD_``), so the resident set follows
-    the live tensors rather than the allocator's cache.
+
+def run_memory_child(script, argv, runs=MEMORY_RUNS):
+    """Run ``script argv`` in ``runs`` fresh processes; the median of their figures.
+
+    Each process's last stdout line is its MiB figure. glibc is told to
+    return every allocation of 64 KiB or more to the system when it is freed
+    (``MALLOC_MMAP_THRESHOLD_``), so the resident set follows the live
+    tensors rather than glibc's cache. The median, because with oneDNN on
+    the figure depends on how TensorFlow's CPU allocator happened to place
+    the step's tensors in its regions (the same step measured 522 MiB in one
+    process and 682 MiB in three others).
     """
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    out = subprocess.run(
-        [sys.executable, script, *argv], check=True, capture_output=True, text=True, env=env
-    ).stdout
-    return float(out.strip().splitlines()[-1])
+    figures = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, script, *argv], check=True, capture_output=True, text=True, env=env
+        ).stdout
+        figures.append(float(out.strip().splitlines()[-1]))
+    return statistics.median(figures)
 
 
 def time_pair(step_a, step_b, x, reps, warmup=2):

@@ -42,7 +42,7 @@ def _child(tmp_path, mib, traced_mib=0):
             """
         )
     )
-    return layer_speed.run_memory_child(str(script), [])
+    return layer_speed.run_memory_child(str(script), [], runs=1)
 
 
 def test_step_peak_memory_sees_a_known_allocation(tmp_path):
@@ -55,6 +55,25 @@ def test_step_peak_memory_sees_a_known_allocation(tmp_path):
 def test_step_peak_memory_leaves_out_what_tracing_holds(tmp_path):
     assert _child(tmp_path, 0, traced_mib=300) < 20
     assert 280 <= _child(tmp_path, 300, traced_mib=300) <= 340
+
+
+def test_memory_figure_is_the_median_of_fresh_processes(tmp_path):
+    counter = tmp_path / "count"
+    script = tmp_path / "child.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os
+            path = {str(counter)!r}
+            n = int(open(path).read()) if os.path.exists(path) else 0
+            open(path, "w").write(str(n + 1))
+            print("noise")
+            print([10.0, 50.0, 20.0][n])
+            """
+        )
+    )
+    assert layer_speed.run_memory_child(str(script), [], runs=3) == 20.0
+    assert counter.read_text() == "3"
 
 
 def test_interleaved_timing_returns_one_median_per_step():
