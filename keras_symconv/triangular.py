@@ -32,15 +32,16 @@ Each of the three convolutions of a training step does about half the work
 of ``conv2d``; the rest is the part of the diagonal pieces below the
 diagonal (``1 / (2 n s)`` of the map), the halos and the gather.
 
-Column packing (:func:`packed_conv2d`): on a CPU whose convolutions pad the
-output channels to a multiple of the vector width (oneDNN with AVX-512: 16
-float32 lanes), a block with, say, 20 filters costs as much as one with 32.
-The block is then computed as a convolution of stride ``P`` along the
-columns whose output pixel holds ``P`` adjacent output columns
-(``P * filters`` channels, a kernel ``P - 1`` columns wider): at 20
-filters and ``C = 13``, ``P = 4`` gives 80 channels, no padding, and about
-0.77 of the padded multiply-adds. :func:`column_packing` decides, per
-convolution, from that count; it only packs where the saving is clear.
+Column packing (:func:`packed_conv2d`, :func:`packed_filter_grad`): on a
+CPU whose convolutions pad the output channels to a multiple of the vector
+width (oneDNN with AVX-512: 16 float32 lanes), a block with, say, 20 filters
+costs as much as one with 32. The block is then computed on pixels that each
+hold ``P`` adjacent columns (a free reshape of the input to ``P m`` channels
+and of the output from ``P F``; stride 1, a kernel of ``(C + P - 2) // P + 1``
+packed columns): at 20 filters and ``C = 13``, ``P = 4`` gives 80 output
+channels, no padding. :func:`column_packing` decides, per convolution, from
+the multiply-adds counted with the padding; the kernel gradient is packed
+the same way.
 """
 
 from __future__ import annotations
@@ -59,15 +60,15 @@ __all__ = [
     "block_table_position",
     "column_packing",
     "packed_conv2d",
+    "packed_filter_grad",
+    "packed_kernel",
+    "packed_width",
 ]
 
 #: Packing factors tried by :func:`column_packing`.
 PACKINGS = (2, 4)
-#: Largest fraction of the unpacked (padded) multiply-adds at which
-#: :func:`column_packing` packs: the strided convolution is less efficient
-#: per multiply-add than the plain one (measured at ``C = 13``, 40 -> 20
-#: channels, L = 512: ``P = 4`` counted 0.77 and ran in 0.84 of the time,
-#: ``P = 2`` counted 0.81 and ran in 0.93).
+#: Largest fraction of the unpacked multiply-adds (as counted by
+#: :func:`column_packing`) at which a convolution is packed.
 PACKING_GAIN = 0.8
 
 
@@ -94,28 +95,72 @@ def cpu_lanes():
     return 8 if "avx2" in flags else None
 
 
-def column_packing(filters, kernel_width, dtype, lanes=None):
-    """Output columns per pixel (``P``) for :func:`packed_conv2d`; 1: a plain ``conv2d``.
+def packed_width(kernel_width, pack):
+    """Kernel width ``Q`` of the packed convolution (:func:`packed_kernel`)."""
+    return (kernel_width + pack - 2) // pack + 1
 
-    Counts the multiply-adds of the output channels padded to ``lanes``
-    (default :func:`cpu_lanes`): ``ceil(P F / lanes) lanes (C + P - 1) / P``
-    per output column, against ``ceil(F / lanes) lanes C`` unpacked; packs
-    with the best ``P`` of :data:`PACKINGS` if it counts at most
-    :data:`PACKING_GAIN` of that. float32 only.
+
+def _channel_cost(channels, lanes):
+    # Output channels are padded to whole vectors. With 16 lanes a last
+    # vector filled to exactly one half cost more still (measured: 40 output
+    # channels ran like 54, 20 like 32, 80 like 80); not measured with 8.
+    padded = -(-channels // lanes) * lanes
+    return padded * (1.125 if lanes == 16 and padded - channels == 8 else 1.0)
+
+
+def column_packing(filters, kernel_width, dtype, lanes=None):
+    """Columns per packed pixel (``P``) for :func:`packed_conv2d`; 1: a plain ``conv2d``.
+
+    Counts the multiply-adds per output column and input channel, the output
+    channels costed as the CPU computes them (padded to ``lanes``, default
+    :func:`cpu_lanes`): ``Q cost(P F)`` packed (a pixel of ``P m`` input
+    channels gives ``P`` columns; ``Q = packed_width(C, P)``) against
+    ``C cost(F)``. Packs with
+    the best ``P`` of :data:`PACKINGS` if it counts at most
+    :data:`PACKING_GAIN` of that. float32 only. The same count decides the
+    kernel gradient (:func:`packed_filter_grad`).
     """
     lanes = cpu_lanes() if lanes is None else lanes
     if not lanes or tf.as_dtype(dtype) != tf.float32 or filters is None or kernel_width is None:
         return 1
 
     def cost(p):
-        return -(-p * filters // lanes) * lanes * (kernel_width + p - 1) / p
+        width = kernel_width if p == 1 else packed_width(kernel_width, p)
+        # Per output column and input channel: Q taps of P F channels.
+        return width * _channel_cost(p * filters, lanes)
 
     best = min(PACKINGS, key=cost)
     return best if cost(best) <= PACKING_GAIN * cost(1) else 1
 
 
+def _tap_table(kernel_width, pack):
+    """Unpacked kernel column of every packed tap ``(q, s_in, s_out)``, flat."""
+    q = packed_width(kernel_width, pack)
+    return [
+        pack * j + s_in - s_out for j in range(q) for s_in in range(pack) for s_out in range(pack)
+    ]
+
+
+def packed_kernel(kernel, pack):
+    """``(C_h, C_w, m, F) -> (C_h, Q, P m, P F)``, the kernel of :func:`packed_conv2d`.
+
+    Packed output pixel ``j`` holds output columns ``P j + s_out``; packed
+    input pixel ``j + q`` holds input columns ``P (j + q) + s_in``; the tap
+    between them is kernel column ``P q + s_in - s_out`` (0 outside the
+    kernel).
+    """
+    kh, kw, m, filters = kernel.shape
+    q = packed_width(kw, pack)
+    # Kernel column b sits at b + P - 1; the taps reach b = -(P - 1) ... P Q - 1.
+    padded = tf.pad(kernel, [[0, 0], [pack - 1, pack * q - kw], [0, 0], [0, 0]])
+    index = [b + pack - 1 for b in _tap_table(kw, pack)]
+    taps = tf.reshape(tf.gather(padded, index, axis=1), [kh, q, pack, pack, m, filters])
+    taps = tf.transpose(taps, [0, 1, 2, 4, 3, 5])  # (C_h, Q, s_in, m, s_out, F)
+    return tf.reshape(taps, [kh, q, pack * m, pack * filters])
+
+
 def packed_conv2d(x, kernel, padding, pack):
-    """``tf.nn.conv2d(x, kernel, 1, padding)``, ``pack`` output columns per output pixel.
+    """``tf.nn.conv2d(x, kernel, 1, padding)``, ``pack`` columns per pixel.
 
     Args:
         x: ``(B, H, W, m)``.
@@ -123,32 +168,78 @@ def packed_conv2d(x, kernel, padding, pack):
         padding: ``"VALID"`` or explicit ``[[0, 0], [t, b], [l, r], [0, 0]]``.
         pack: ``P``; 1 is a plain ``conv2d``.
 
-    Output column ``P j + p`` is channel block ``p`` of packed pixel ``j``:
-    the kernel ``(C_h, C_w + P - 1, m, P F)`` holds the kernel shifted by
-    ``p`` columns in block ``p``, the stride is ``P`` along the columns, and
-    the result ``(B, H', W' / P, P F)`` is reshaped (no copy) to
-    ``(B, H', W', F)``. Where ``W'`` is not a multiple of ``P`` a few more
-    columns are computed on zero padding and cut off. A plain ``conv2d``
-    where ``W`` is unknown while the graph is built or the output is empty
-    (TensorFlow's CPU kernel returns a malformed result for an input
-    smaller than the kernel, so such shapes are left to the plain op).
+    The input's columns are padded (left and right padding, and zeros up to
+    a whole number of packed pixels) and reshaped, without a copy, to
+    ``(B, H, W_p / P, P m)``: ``P`` adjacent columns per pixel. A stride-1
+    ``conv2d`` with :func:`packed_kernel` gives ``(B, H', W' / P, P F)``,
+    reshaped (no copy) to ``(B, H', W', F)``; a few columns computed past
+    ``W'`` are cut off. ``P F`` output channels fill the CPU's vectors where
+    ``F`` leaves them part empty (:func:`column_packing`). A plain
+    ``conv2d`` where ``W`` is unknown while the graph is built or the output
+    is empty (TensorFlow's CPU kernel returns a malformed result for an
+    input smaller than the kernel, so such shapes are left to the plain op).
     """
     width = x.shape[2]
     pads = [[0, 0] for _ in range(4)] if padding == "VALID" else [list(p) for p in padding]
-    kh, kw, _, filters = kernel.shape
+    kh, kw, m, filters = kernel.shape
     out_width = None if width is None else width + pads[2][0] + pads[2][1] - kw + 1
     if pack == 1 or out_width is None or out_width <= 0:
         return tf.nn.conv2d(x, kernel, strides=1, padding=padding)
-    wide = tf.concat(
-        [tf.pad(kernel, [[0, 0], [p, pack - 1 - p], [0, 0], [0, 0]]) for p in range(pack)],
-        axis=-1,
-    )
-    extra = -out_width % pack
-    pads[2][1] += extra
-    y = tf.nn.conv2d(x, wide, strides=[1, 1, pack, 1], padding=pads)
+    pixels = -(-out_width // pack)
+    columns = pack * (pixels + packed_width(kw, pack) - 1)
+    x = tf.pad(x, [[0, 0], [0, 0], [pads[2][0], columns - width - pads[2][0]], [0, 0]])
+    shape = tf.shape(x)
+    x = tf.reshape(x, tf.stack([shape[0], shape[1], columns // pack, pack * m]))
+    rows = "VALID" if pads[1] == [0, 0] else [[0, 0], pads[1], [0, 0], [0, 0]]
+    y = tf.nn.conv2d(x, packed_kernel(kernel, pack), strides=1, padding=rows)
     shape = tf.shape(y)
-    y = tf.reshape(y, tf.stack([shape[0], shape[1], shape[2] * pack, filters]))
-    return y[:, :, :out_width] if extra else y
+    y = tf.reshape(y, tf.stack([shape[0], shape[1], pixels * pack, filters]))
+    return y[:, :, :out_width] if pixels * pack != out_width else y
+
+
+def packed_filter_grad(x, out_backprop, kernel, pack):
+    """``Conv2DBackpropFilter`` (stride 1, 'VALID') for ``kernel``, ``pack`` columns per pixel.
+
+    Args:
+        x: the input window ``(B, H + C_h - 1, W + C_w - 1, m)``.
+        out_backprop: ``(B, H, W, F)``.
+        kernel: the kernel ``(C_h, C_w, m, F)`` (only its shape is used).
+        pack: ``P``; 1 is the plain op.
+
+    The gradient of :func:`packed_kernel`'s convolution (both tensors packed
+    as in :func:`packed_conv2d`, ``out_backprop`` padded with zero columns),
+    each kernel column summed from its packed taps. The plain op where the
+    kernel's shape or ``W`` is unknown while the graph is built.
+    """
+    out_width = out_backprop.shape[2]
+    if pack == 1 or out_width is None or out_width <= 0 or None in kernel.shape:
+        return tf.raw_ops.Conv2DBackpropFilter(
+            input=x,
+            filter_sizes=tf.shape(kernel),
+            out_backprop=out_backprop,
+            strides=[1, 1, 1, 1],
+            padding="VALID",
+        )
+    kh, kw, m, filters = kernel.shape
+    q = packed_width(kw, pack)
+    pixels = -(-out_width // pack)
+    columns = pack * (pixels + q - 1)
+    x = tf.pad(x, [[0, 0], [0, 0], [0, columns - (out_width + kw - 1)], [0, 0]])
+    w = tf.pad(out_backprop, [[0, 0], [0, 0], [0, pixels * pack - out_width], [0, 0]])
+    shape, w_shape = tf.shape(x), tf.shape(w)
+    grad = tf.raw_ops.Conv2DBackpropFilter(
+        input=tf.reshape(x, tf.stack([shape[0], shape[1], columns // pack, pack * m])),
+        filter_sizes=[kh, q, pack * m, pack * filters],
+        out_backprop=tf.reshape(w, tf.stack([w_shape[0], w_shape[1], pixels, pack * filters])),
+        strides=[1, 1, 1, 1],
+        padding="VALID",
+    )
+    grad = tf.reshape(grad, [kh, q, pack, m, pack, filters])
+    grad = tf.reshape(tf.transpose(grad, [1, 2, 4, 0, 3, 5]), [q * pack * pack, kh, m, filters])
+    # Taps outside the kernel go to one more segment, dropped.
+    segments = [b if 0 <= b < kw else kw for b in _tap_table(kw, pack)]
+    grad = tf.math.unsorted_segment_sum(grad, segments, kw + 1)[:kw]
+    return tf.transpose(grad, [1, 0, 2, 3])
 
 
 def strip_bounds(length, strips):
@@ -350,22 +441,19 @@ def _kernel_grad(x, kernel, w, blocks, effective, pad_before, pad_after, dilatio
         return total
     # Padded here, not by the op: TensorFlow's CPU Conv2DBackpropFilter with
     # EXPLICIT padding took 3.2x as long as with VALID padding of the same
-    # input padded (C = 13, 40 -> 20 channels, L = 512). Packing the columns,
-    # as the forward does, made it slower too (strided, it is slow on the CPU).
+    # input padded (C = 13, 40 -> 20 channels, L = 512).
     windows = [
         tf.pad(xs, pads) if any(p for pair in pads for p in pair) else xs for xs, pads in inputs
     ]
+    pack = column_packing(kernel.shape[-1], kernel.shape[1], kernel.dtype)
     parts = []
     for group in _groups(blocks, [(b[1] - b[0], b[3] - b[2]) for b in blocks]):
         parts.append(
-            tf.raw_ops.Conv2DBackpropFilter(
-                input=_stacked([windows[k] for k in group]),
-                filter_sizes=tf.shape(kernel),
-                out_backprop=_stacked(
-                    [w[:, b[0] : b[1], b[2] : b[3]] for b in (blocks[k] for k in group)]
-                ),
-                strides=[1, 1, 1, 1],
-                padding="VALID",
+            packed_filter_grad(
+                _stacked([windows[k] for k in group]),
+                _stacked([w[:, b[0] : b[1], b[2] : b[3]] for b in (blocks[k] for k in group)]),
+                kernel,
+                pack,
             )
         )
     return tf.add_n(parts)

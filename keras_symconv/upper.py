@@ -367,7 +367,7 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
             g, out_side, blocks.r0, blocks.c0, blocks.h, blocks.w, blocks.piece, "below"
         )
         parts = []
-        kernel_shape = tf.shape(kernel)
+        pack = triangular.column_packing(kernel.shape[-1], kernel.shape[1], kernel.dtype)
         for k, (win, w) in enumerate(zip(windows, outs, strict=True)):
             if blocks.static and blocks.h[k] * blocks.w[k] == 0:
                 continue
@@ -378,13 +378,7 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
                 extra = [[0, 0], [0, 1], [0, 1], [0, 0]]
                 win, w = tf.pad(win, extra), tf.pad(w, extra)
             if dilation == 1:
-                part = tf.raw_ops.Conv2DBackpropFilter(
-                    input=win,
-                    filter_sizes=kernel_shape,
-                    out_backprop=w,
-                    strides=[1, 1, 1, 1],
-                    padding="VALID",
-                )
+                part = triangular.packed_filter_grad(win, w, kernel, pack if blocks.static else 1)
             else:
                 with tf.GradientTape() as tape:
                     tape.watch(kernel)

@@ -297,10 +297,14 @@ def test_packed_conv2d_equals_conv2d(pack):
 
 
 def test_column_packing_counts_padded_lanes(monkeypatch):
-    # 20 filters on 16 lanes cost 32; 4 columns of 20 fill 80 lanes exactly:
-    # 80 * 16 / 4 = 320 against 32 * 13 = 416 multiply-adds per column (0.77).
+    # 20 filters on 16 lanes cost 32 per tap; 4 columns of 20 fill 80 lanes
+    # exactly, with (13 + 2) // 4 + 1 = 4 packed taps: 4 * 80 = 320 against
+    # 13 * 32 = 416 per output column and input channel (0.77).
     assert triangular.column_packing(20, 13, "float32", lanes=16) == 4
-    assert triangular.column_packing(20, 9, "float32", lanes=16) == 1  # 240 / 288 = 0.83
+    # 40 filters leave half a vector (costed 54): 2 columns, 7 taps of 80,
+    # 560 against 702 (0.80).
+    assert triangular.column_packing(40, 13, "float32", lanes=16) == 2
+    assert triangular.column_packing(20, 9, "float32", lanes=16) == 1  # 3 * 80 / 288 = 0.83
     assert triangular.column_packing(64, 5, "float32", lanes=16) == 1  # no padding to save
     assert triangular.column_packing(20, 13, "float64", lanes=16) == 1
     assert triangular.column_packing(20, 13, "float32", lanes=8) == 1  # 24 lanes: 0.90 at best
@@ -308,6 +312,32 @@ def test_column_packing_counts_padded_lanes(monkeypatch):
     assert triangular.column_packing(20, 13, "float32") == 1
     monkeypatch.setattr(triangular, "cpu_lanes", lambda: 16)
     assert triangular.column_packing(20, 13, "float32") == 4
+
+
+@pytest.mark.parametrize("pack", [1, 2, 3, 4])
+def test_packed_kernel_gradient_equals_conv2d_backprop_filter(pack):
+    rng = np.random.default_rng(10 + pack)
+    for (h, w), (kh, kw) in [
+        ((7, 9), (3, 3)),
+        ((8, 13), (4, 5)),
+        ((5, 6), (1, 1)),
+        ((6, 4), (2, 4)),
+    ]:
+        x = tf.constant(rng.normal(size=(2, h, w, 3)))
+        out = tf.constant(rng.normal(size=(2, h - kh + 1, w - kw + 1, 5)))
+        expected = tf.raw_ops.Conv2DBackpropFilter(
+            input=x, filter_sizes=[kh, kw, 3, 5], out_backprop=out, strides=[1] * 4, padding="VALID"
+        ).numpy()
+        kernel = tf.constant(rng.normal(size=(kh, kw, 3, 5)))
+        got = triangular.packed_filter_grad(x, out, kernel, pack).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+        # ... and it is the gradient of packed_conv2d (autodiff through the packing).
+        with tf.GradientTape() as tape:
+            tape.watch(kernel)
+            y = triangular.packed_conv2d(x, kernel, "VALID", pack)
+        np.testing.assert_allclose(
+            tape.gradient(y, kernel, output_gradients=out).numpy(), expected, rtol=1e-12, atol=1e-12
+        )
 
 
 def test_cpu_lanes_off_without_onednn(monkeypatch):
