@@ -613,11 +613,19 @@ class SymmetryPreserving2D(_SymmetricConv2D):
             return self._call_upper(inputs)
         if self.compute == "full" or self.strides != 1:
             return super().call(inputs)
+        out_len = self.compute_output_shape(inputs.shape)[1]
+        plan = None if out_len is None else self._plan(out_len, inputs.shape[-1])
+        if self.compute == "auto" and plan is None:
+            # Computed in full: the very graph of compute="full". With the
+            # side unknown while the graph is built, a run-time choice would
+            # build (and, under a gradient, carry) both branches: with it,
+            # the main job's SCNN epochs (crop 80, full branch at run time)
+            # took 33-39 s against about 31 s without.
+            return super().call(inputs)
         kernel = tf.cast(self.kernel, inputs.dtype)
         args = (inputs, kernel)
         if self.use_bias:
             args += (tf.cast(self.bias, inputs.dtype),)
-        out_len = self.compute_output_shape(inputs.shape)[1]
 
         def full():
             outputs = tf.nn.convolution(
@@ -628,14 +636,7 @@ class SymmetryPreserving2D(_SymmetricConv2D):
             return outputs
 
         if out_len is not None:
-            plan = self._plan(out_len, inputs.shape[-1])
             outputs = self._triangular_fn(*plan)(*args) if plan else full()
-        elif self.compute == "auto":
-            # The side is unknown while the graph is built. A run-time choice
-            # builds (and, under a gradient, carries) both branches: with it,
-            # the main job's SCNN epochs (crop 80, full branch at run time)
-            # took 33-39 s against about 31 s without. Full it is.
-            outputs = full()
         else:
             plan = tuple(self.DYNAMIC_PLAN)
             reach = (self.kernel_size - 1) * self.dilation_rate + 1
