@@ -38,7 +38,14 @@ from keras_symconv.models import (  # noqa: E402
     build_rna_cnn,
     build_rna_scnn,
 )
-from layer_speed import machine, run_memory_child, step_peak_mib, time_many  # noqa: E402
+from layer_speed import (  # noqa: E402
+    machine,
+    peak_ratio_text,
+    peak_text,
+    run_memory_child,
+    step_peak_mib,
+    time_many,
+)
 
 from keras_symconv.losses import PairBinaryCrossentropy  # noqa: E402
 
@@ -143,7 +150,7 @@ def memory_child(task, name, mode, args):
     model = make_model(task, name)
     x, y = make_data(task, mode, args)
     step, trace = memory_step(model, mode, x, y)
-    print(step_peak_mib(step, None, trace))
+    print(*step_peak_mib(step, None, trace))
 
 
 def main():
@@ -182,7 +189,10 @@ def main():
         f"# end_to_end: {datetime.date.today()}, {machine()}, reps {args.reps}, {' '.join(sizes)}"
     )
     print()
-    print("| task | step | model | ms | time / CNN | peak MiB | memory / CNN |")
+    print(
+        "| task | step | model | ms | time / CNN | peak MiB (resident / allocator) "
+        "| memory / CNN (resident / allocator) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for task in args.tasks:
         models = {name: make_model(task, name) for name in MODELS}
@@ -210,7 +220,7 @@ def main():
             for name, t, m in zip(MODELS, times, peaks, strict=True):
                 print(
                     f"| {task} | {what} | {name} | {1e3 * t:.0f} | {t / times[0]:.3f} "
-                    f"| {m:.0f} | {m / peaks[0]:.3f} |",
+                    f"| {peak_text(m)} | {peak_ratio_text(m, peaks[0])} |",
                     flush=True,
                 )
 

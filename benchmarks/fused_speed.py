@@ -20,7 +20,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from layer_speed import machine, run_memory_child, step_peak_mib, time_many  # noqa: E402
+from layer_speed import (  # noqa: E402
+    machine,
+    peak_ratio_text,
+    peak_text,
+    run_memory_child,
+    step_peak_mib,
+    time_many,
+)
 
 import keras_symconv as ks  # noqa: E402
 
@@ -80,7 +87,7 @@ def main():
     if args.memory_child:
         c, variant = int(args.memory_child[0]), args.memory_child[1]
         variant_step = make_pair(c, args)[variant]
-        print(step_peak_mib(variant_step, x, lambda: variant_step.get_concrete_function(x)))
+        print(*step_peak_mib(variant_step, x, lambda: variant_step.get_concrete_function(x)))
         return
     sizes = [
         f"--batch={args.batch}",
@@ -95,8 +102,8 @@ def main():
     print()
     print(
         "| C | unfused fwd+bwd ms | fused ms | speed-up | fused, upper layout ms | speed-up "
-        "| unfused peak MiB | fused peak MiB | memory unfused / fused "
-        "| fused, upper layout peak MiB | memory unfused / fused upper |"
+        "| unfused peak MiB (resident / allocator) | fused peak MiB "
+        "| memory unfused / fused | fused, upper layout peak MiB | memory unfused / fused upper |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     variants = ("unfused", "fused", "fused-upper")
@@ -112,8 +119,9 @@ def main():
         print(
             f"| {c} | {1e3 * t_unfused:.0f} | {1e3 * t_fused:.0f} | {t_unfused / t_fused:.1f}x "
             f"| {1e3 * t_upper:.0f} | {t_unfused / t_upper:.1f}x "
-            f"| {m_unfused:.0f} | {m_fused:.0f} | {m_unfused / m_fused:.2f}x "
-            f"| {m_upper:.0f} | {m_unfused / m_upper:.2f}x |",
+            f"| {peak_text(m_unfused)} | {peak_text(m_fused)} "
+            f"| {peak_ratio_text(m_unfused, m_fused, 2, 'x')} | {peak_text(m_upper)} "
+            f"| {peak_ratio_text(m_unfused, m_upper, 2, 'x')} |",
             flush=True,
         )
 

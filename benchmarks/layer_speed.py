@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -110,15 +111,37 @@ def _status_kib(field):
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+class Peak(NamedTuple):
+    """A step's peak memory in MiB: resident set, and TensorFlow's allocator (or ``None``)."""
+
+    resident: float
+    allocator: float | None
+
+
+def _allocator_stats(reset=False):
+    # TensorFlow's CPU allocator keeps statistics when oneDNN is on (its
+    # BFC-based allocator); the plain one raises ValueError.
+    try:
+        if reset:
+            tf.config.experimental.reset_memory_stats("CPU:0")
+        return tf.config.experimental.get_memory_info("CPU:0")
+    except ValueError:
+        return None
+
+
 def step_peak_mib(step, x, trace=None):
-    """Peak resident memory of the first ``step(x)`` above the memory held before it, in MiB.
+    """Peak memory of the first ``step(x)`` above the memory held before it, a :class:`Peak`.
 
     For a fresh process started by :func:`run_memory_child`. ``trace``, if
     given, builds the step's graph without running it (e.g. a
     ``tf.function``'s ``get_concrete_function``), so that tracing is not
     counted. Then the resident-set high-water mark is reset
-    (``/proc/self/clear_refs``), the step runs once, and its peak is the
-    high-water mark minus the resident set before it.
+    (``/proc/self/clear_refs``), the step runs once, and its resident peak
+    is the high-water mark minus the resident set before it. Where
+    TensorFlow's CPU allocator keeps statistics, its peak of bytes in use
+    during the step (minus those in use before) is the second figure: the
+    tensors' own memory, with the allocator's rounding but without its
+    fragmentation or anything allocated outside it.
 
     Only the first run is measured: with oneDNN on (TensorFlow's default on
     x86 CPUs with AVX-512 VNNI / BF16), TensorFlow's CPU allocator keeps the
@@ -129,11 +152,30 @@ def step_peak_mib(step, x, trace=None):
     """
     if trace is not None:
         trace()
+    stats = _allocator_stats(reset=True)
     before = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # the high-water mark becomes the current resident set
     _wait(step(x))
-    return (_status_kib("VmHWM") - before) / 1024.0
+    resident = (_status_kib("VmHWM") - before) / 1024.0
+    after = _allocator_stats()
+    if stats is None or after is None:
+        return Peak(resident, None)
+    return Peak(resident, (after["peak"] - stats["current"]) / 2**20)
+
+
+def peak_text(peak):
+    """``"resident / allocator"`` MiB (``-`` where the allocator keeps no statistics)."""
+    allocator = "-" if peak.allocator is None else f"{peak.allocator:.0f}"
+    return f"{peak.resident:.0f} / {allocator}"
+
+
+def peak_ratio_text(a, b, digits=3, suffix=""):
+    """``a / b`` of both figures of two :class:`Peak` s, as :func:`peak_text` lays them out."""
+    resident = f"{a.resident / b.resident:.{digits}f}{suffix}"
+    if a.allocator is None or b.allocator is None:
+        return f"{resident} / -"
+    return f"{resident} / {a.allocator / b.allocator:.{digits}f}{suffix}"
 
 
 #: Fresh processes per memory figure (:func:`run_memory_child` takes their median).
@@ -141,15 +183,16 @@ MEMORY_RUNS = 3
 
 
 def run_memory_child(script, argv, runs=MEMORY_RUNS):
-    """Run ``script argv`` in ``runs`` fresh processes; the median of their figures.
+    """Run ``script argv`` in ``runs`` fresh processes; the median :class:`Peak` of theirs.
 
-    Each process's last stdout line is its MiB figure. glibc is told to
-    return every allocation of 64 KiB or more to the system when it is freed
-    (``MALLOC_MMAP_THRESHOLD_``), so the resident set follows the live
-    tensors rather than glibc's cache. The median, because with oneDNN on
-    the figure depends on how TensorFlow's CPU allocator happened to place
-    the step's tensors in its regions (the same step measured 522 MiB in one
-    process and 682 MiB in three others).
+    Each process prints its :class:`Peak` on its last stdout line
+    (``print(*peak)``). glibc is told to return every allocation of 64 KiB
+    or more to the system when it is freed (``MALLOC_MMAP_THRESHOLD_``), so
+    the resident set follows the live tensors rather than glibc's cache.
+    The median, because with oneDNN on the resident figure depends on how
+    TensorFlow's CPU allocator happened to place the step's tensors in its
+    regions (the same step measured 522 MiB in one process and 682 MiB in
+    three others).
     """
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     figures = []
@@ -157,8 +200,12 @@ def run_memory_child(script, argv, runs=MEMORY_RUNS):
         out = subprocess.run(
             [sys.executable, script, *argv], check=True, capture_output=True, text=True, env=env
         ).stdout
-        figures.append(float(out.strip().splitlines()[-1]))
-    return statistics.median(figures)
+        figures.append(
+            [None if v == "None" else float(v) for v in out.strip().splitlines()[-1].split()]
+        )
+    resident = statistics.median(f[0] for f in figures)
+    allocators = [f[1] for f in figures if len(f) > 1 and f[1] is not None]
+    return Peak(resident, statistics.median(allocators) if allocators else None)
 
 
 def time_pair(step_a, step_b, x, reps, warmup=2):

@@ -38,11 +38,11 @@ def _child(tmp_path, mib, traced_mib=0):
                     return float(block.sum())
                 return 0.0
 
-            print(step_peak_mib(step, None, trace))
+            print(*step_peak_mib(step, None, trace))
             """
         )
     )
-    return layer_speed.run_memory_child(str(script), [], runs=1)
+    return layer_speed.run_memory_child(str(script), [], runs=1).resident
 
 
 def test_step_peak_memory_sees_a_known_allocation(tmp_path):
@@ -72,7 +72,7 @@ def test_memory_figure_is_the_median_of_fresh_processes(tmp_path):
             """
         )
     )
-    assert layer_speed.run_memory_child(str(script), [], runs=3) == 20.0
+    assert layer_speed.run_memory_child(str(script), [], runs=3) == (20.0, None)
     assert counter.read_text() == "3"
 
 
@@ -83,3 +83,27 @@ def test_interleaved_timing_returns_one_median_per_step():
     fast = lambda _: time.sleep(0.002)  # noqa: E731
     t_slow, t_fast = layer_speed.time_many([slow, fast], None, reps=3, warmup=1)
     assert t_slow > 5 * t_fast > 0
+
+
+def test_allocator_peak_sees_a_known_tensor(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            import tensorflow as tf
+            sys.path.insert(0, {BENCHMARKS!r})
+            from layer_speed import step_peak_mib
+
+            def step(_):
+                return float(tf.reduce_sum(tf.fill([200 * 1024 * 1024 // 4], 1.0)))
+
+            print(*step_peak_mib(step, None))
+            """
+        )
+    )
+    peak = layer_speed.run_memory_child(str(script), [], runs=1)
+    if peak.allocator is None:
+        pytest.skip("TensorFlow's CPU allocator keeps no statistics here (oneDNN off)")
+    assert 195 <= peak.allocator <= 260, peak
+    assert 150 <= peak.resident <= 300, peak
