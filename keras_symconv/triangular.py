@@ -115,8 +115,7 @@ def column_packing(filters, kernel_width, dtype, lanes=None):
     channels costed as the CPU computes them (padded to ``lanes``, default
     :func:`cpu_lanes`): ``Q cost(P F)`` packed (a pixel of ``P m`` input
     channels gives ``P`` columns; ``Q = packed_width(C, P)``) against
-    ``C cost(F)``. Packs with
-    the best ``P`` of :data:`PACKINGS` if it counts at most
+    ``C cost(F)``. Packs with the best ``P`` of :data:`PACKINGS` if it counts at most
     :data:`PACKING_GAIN` of that. float32 only. The same count decides the
     kernel gradient (:func:`packed_filter_grad`).
     """
@@ -159,6 +158,14 @@ def packed_kernel(kernel, pack):
     return tf.reshape(taps, [kh, q, pack * m, pack * filters])
 
 
+def _to_pixels(t, pack, left, columns, channels):
+    """``t (B, H, W, c)``, its columns padded (``left`` zeros first, zeros after
+    up to ``columns``) and reshaped without a copy to ``(B, H, columns / P, P c)``."""
+    t = tf.pad(t, [[0, 0], [0, 0], [left, columns - t.shape[2] - left], [0, 0]])
+    shape = tf.shape(t)
+    return tf.reshape(t, tf.stack([shape[0], shape[1], columns // pack, pack * channels]))
+
+
 def packed_conv2d(x, kernel, padding, pack):
     """``tf.nn.conv2d(x, kernel, 1, padding)``, ``pack`` columns per pixel.
 
@@ -181,17 +188,16 @@ def packed_conv2d(x, kernel, padding, pack):
     """
     width = x.shape[2]
     pads = [[0, 0] for _ in range(4)] if padding == "VALID" else [list(p) for p in padding]
-    kh, kw, m, filters = kernel.shape
+    _, kw, m, filters = kernel.shape
     out_width = None if width is None else width + pads[2][0] + pads[2][1] - kw + 1
     if pack == 1 or out_width is None or out_width <= 0:
         return tf.nn.conv2d(x, kernel, strides=1, padding=padding)
     pixels = -(-out_width // pack)
     columns = pack * (pixels + packed_width(kw, pack) - 1)
-    x = tf.pad(x, [[0, 0], [0, 0], [pads[2][0], columns - width - pads[2][0]], [0, 0]])
-    shape = tf.shape(x)
-    x = tf.reshape(x, tf.stack([shape[0], shape[1], columns // pack, pack * m]))
     rows = "VALID" if pads[1] == [0, 0] else [[0, 0], pads[1], [0, 0], [0, 0]]
-    y = tf.nn.conv2d(x, packed_kernel(kernel, pack), strides=1, padding=rows)
+    y = tf.nn.conv2d(
+        _to_pixels(x, pack, pads[2][0], columns, m), packed_kernel(kernel, pack), 1, rows
+    )
     shape = tf.shape(y)
     y = tf.reshape(y, tf.stack([shape[0], shape[1], pixels * pack, filters]))
     return y[:, :, :out_width] if pixels * pack != out_width else y
@@ -224,13 +230,10 @@ def packed_filter_grad(x, out_backprop, kernel, pack):
     q = packed_width(kw, pack)
     pixels = -(-out_width // pack)
     columns = pack * (pixels + q - 1)
-    x = tf.pad(x, [[0, 0], [0, 0], [0, columns - (out_width + kw - 1)], [0, 0]])
-    w = tf.pad(out_backprop, [[0, 0], [0, 0], [0, pixels * pack - out_width], [0, 0]])
-    shape, w_shape = tf.shape(x), tf.shape(w)
     grad = tf.raw_ops.Conv2DBackpropFilter(
-        input=tf.reshape(x, tf.stack([shape[0], shape[1], columns // pack, pack * m])),
+        input=_to_pixels(x, pack, 0, columns, m),
         filter_sizes=[kh, q, pack * m, pack * filters],
-        out_backprop=tf.reshape(w, tf.stack([w_shape[0], w_shape[1], pixels, pack * filters])),
+        out_backprop=_to_pixels(out_backprop, pack, 0, pixels * pack, filters),
         strides=[1, 1, 1, 1],
         padding="VALID",
     )
