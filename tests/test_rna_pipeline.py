@@ -120,3 +120,38 @@ def test_tfds_builder_on_shared_data(tmp_path):
     }
     half = folder.as_dataset(split="train[:50%]")
     assert sum(1 for _ in half) in (17, 18)
+
+
+def test_every_pipeline_turns_autotuning_off_and_shards_by_element():
+    # Autotuning off: with it on, deleting an iterator (fit does so at every
+    # epoch's end) waits for the autotuner's doubling sleep.
+    import tensorflow as tf
+
+    from keras_symconv.data.contact import (
+        contact_eval_dataset,
+        contact_example,
+        contact_training_dataset,
+    )
+    from keras_symconv.data.pipeline import pipeline_options
+    from keras_symconv.data.protein import ProteinChain
+
+    structures = data.synthetic_rna_dataset(4, 20, 30, seed=0)
+    rng = np.random.default_rng(0)
+    chain = ProteinChain("c", "ACDEFGHIKL" * 3, rng.normal(size=(30, 4, 3)) * 5)
+    examples = [contact_example(chain)]
+    seqs = [np.arange(1, 9), np.arange(3, 12)]
+    pipelines = {
+        "rna_training_dataset": rna_training_dataset(structures, 2, max_length=16),
+        "rna_eval_dataset": rna_eval_dataset(structures),
+        "contact_training_dataset": contact_training_dataset(examples, 1),
+        "contact_eval_dataset": contact_eval_dataset(examples),
+        "rec_training_dataset": data.rec_training_dataset(seqs, 12, 4, 2, batch_size=2)[0],
+        "pipeline_options": tf.data.Dataset.range(3).with_options(pipeline_options()),
+    }
+    for name, ds in pipelines.items():
+        options = ds.options()
+        assert options.autotune.enabled is False, name
+        assert (
+            options.experimental_distribute.auto_shard_policy
+            == tf.data.experimental.AutoShardPolicy.DATA
+        ), name

@@ -321,6 +321,8 @@ def rec_training_dataset(
     """
     import tensorflow as tf
 
+    from keras_symconv.data.pipeline import pipeline_options
+
     for name, value in (("negatives", negatives), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"Argument `{name}` must be a positive integer. Received: {value!r}")
@@ -385,4 +387,4 @@ def rec_training_dataset(
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     seeds = tf.data.Dataset.random(seed=shuffle_seed + 1, rerandomize_each_iteration=rerandomize)
     ds = tf.data.Dataset.zip((ds, seeds)).map(to_example)
-    return ds.prefetch(tf.data.AUTOTUNE), steps
+    return ds.prefetch(2).with_options(pipeline_options()), steps
