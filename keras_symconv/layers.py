@@ -949,7 +949,12 @@ class UpperBatchNormalization(keras.layers.BatchNormalization):
             return mean, variance
         mean = weighted_sum(x, diag) / count
         centre = tf.stop_gradient(mean)
-        variance = weighted_sum(tf.square(x - centre), tf.square(diag - centre)) / count
+        # squared_difference, not square(x - centre): its gradient reads x,
+        # which the step holds anyway, where square's would hold the
+        # difference, one more copy of the map until the backward pass.
+        variance = (
+            weighted_sum(tf.math.squared_difference(x, centre), tf.square(diag - centre)) / count
+        )
         return mean, variance
 
     def call(self, inputs, training=None):
