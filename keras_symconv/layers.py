@@ -801,9 +801,7 @@ class FusedSymmetryGenerating2D(_SymmetricConv2D):
             if self.use_bias:
                 v = tf.nn.bias_add(v, 0.5 * tf.cast(self.bias, v.dtype))
             if self.layout == "upper":
-                out_len = v.shape[1] if v.shape[1] is not None else tf.shape(v)[1]
-                rows, cols = upper.upper_rows_cols(out_len)
-                outputs = upper.gather_entries(v, rows) + upper.gather_entries(v, cols)
+                outputs = upper.pair_sum(v[:, :, None, :])
             else:
                 outputs = v[:, :, None, :] + v[:, None, :, :]
             if self.activation is not None:
@@ -819,16 +817,38 @@ class FusedSymmetryGenerating2D(_SymmetricConv2D):
             pad_before = total // 2
         else:
             pad_before = 0
-        pos = tf.range(out_len)[:, None] * stride + tf.range(c)[None, :] * dilation - pad_before
-        mask = tf.cast((pos >= 0) & (pos < length), v.dtype)
-        t = tf.einsum("bscf,tc->bstf", v, mask)
+
+        def in_bounds(t):
+            pos = t[:, None] * stride + tf.range(c)[None, :] * dilation - pad_before
+            return tf.cast((pos >= 0) & (pos < length), v.dtype)
+
         if self.layout == "upper":
-            rows, cols = upper.upper_rows_cols(out_len)
-            flat = tf.reshape(t, [tf.shape(t)[0], -1, filters])
-            outputs = upper.gather_entries(flat, rows * out_len + cols) + upper.gather_entries(
-                flat, cols * out_len + rows
+            # T[s, t] depends on t only through its mask row, which is all
+            # ones except for the first and last `reach` outputs: T is kept
+            # as a table of P = 1 + 2 reach columns (all ones, then those
+            # outputs' rows) and pattern[t] names t's column, so the
+            # (L, L) map T is never built.
+            reach = -(-((c - 1) * dilation) // stride) if self.padding == "same" else 0
+            ends = tf.range(reach)
+            masks = tf.concat(
+                [
+                    tf.ones([1, c], v.dtype),
+                    in_bounds(tf.minimum(ends, out_len - 1)),
+                    in_bounds(tf.maximum(out_len - reach + ends, 0)),
+                ],
+                axis=0,
             )
-            return self._bias_and_activation(outputs)
+            table = tf.einsum("bscf,pc->bspf", v, masks)
+            if self.use_bias:
+                # Half the bias on each term, as for kernel size 1.
+                table = table + 0.5 * tf.cast(self.bias, table.dtype)
+            t = tf.range(out_len)
+            pattern = tf.where(
+                t < reach, 1 + t, tf.where(t >= out_len - reach, 1 + t - (out_len - 2 * reach), 0)
+            )
+            outputs = upper.pair_sum(table, pattern)
+            return self.activation(outputs) if self.activation is not None else outputs
+        t = tf.einsum("bscf,tc->bstf", v, in_bounds(tf.range(out_len)))
         return self._bias_and_activation(t + tf.transpose(t, [0, 2, 1, 3]))
 
     def compute_output_shape(self, input_shape):

@@ -50,6 +50,7 @@ __all__ = [
     "diagonal_index",
     "map_side",
     "gather_entries",
+    "pair_sum",
     "to_upper",
     "from_upper",
     "make_upper_conv",
@@ -138,6 +139,50 @@ def gather_entries(params, indices):
     gradient first (a copy of the largest tensor in the step).
     """
     return _gather_entries(params, tf.cast(indices, tf.int32))
+
+
+def pair_sum(table, pattern=None, chunks=8):
+    """The upper triangle of ``Z[r, c] = table[r, pattern[c]] + table[c, pattern[r]]``.
+
+    Args:
+        table: ``(batch, L, P, c)``; ``P = 1`` with ``pattern=None`` gives
+            ``Z[r, c] = table[r, 0] + table[c, 0]``.
+        pattern: ``(L,)`` int32 in ``[0, P)``, or None (all 0).
+        chunks: the output is built in up to this many consecutive parts of
+            its storage, each part's two gathers and sum made after the
+            previous part's (a control dependency), then concatenated: the
+            step holds about two outputs at most, where the two gathers and
+            their sum over the whole map hold three.
+
+    Returns:
+        ``(batch, L (L + 1) / 2, c)`` in the upper layout (symmetric by
+        construction).
+    """
+    side = table.shape[1] if table.shape[1] is not None else tf.shape(table)[1]
+    width = table.shape[2] if table.shape[2] is not None else tf.shape(table)[2]
+    flat = tf.reshape(table, tf.stack([tf.shape(table)[0], -1, tf.shape(table)[-1]]))
+    rows, cols = upper_rows_cols(side)
+    if pattern is None:
+        first, second = rows * width, cols * width
+    else:
+        first = rows * width + tf.gather(pattern, cols)
+        second = cols * width + tf.gather(pattern, rows)
+    n = upper_length(side)
+    if isinstance(n, int):
+        chunks = max(1, min(chunks, n // 4096))
+    if chunks == 1:
+        return gather_entries(flat, first) + gather_entries(flat, second)
+    bounds = (tf.range(chunks + 1) * n) // chunks
+    sizes = bounds[1:] - bounds[:-1]
+    parts, last = [], []
+    for a, b in zip(
+        tf.split(first, sizes, num=chunks), tf.split(second, sizes, num=chunks), strict=True
+    ):
+        with tf.control_dependencies(last):
+            part = gather_entries(flat, a) + gather_entries(flat, b)
+        parts.append(part)
+        last = [part]
+    return tf.concat(parts, axis=1)
 
 
 def _diagonal_weight(side, on, off, dtype):

@@ -202,11 +202,23 @@ def test_unknown_side_one_graph_for_every_side():
                 np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("c, strides, padding", [(1, 1, "same"), (3, 1, "same"), (4, 2, "valid")])
-def test_fused_generating_upper_output(c, strides, padding):
+@pytest.mark.parametrize(
+    "c, strides, dilation, padding, length",
+    [
+        (1, 1, 1, "same", 11),
+        (3, 1, 1, "same", 11),
+        (4, 2, 1, "valid", 11),
+        (5, 1, 2, "same", 11),  # border rows reach (c - 1) * dilation
+        (4, 2, 1, "same", 11),
+        (5, 3, 1, "same", 12),
+        (7, 1, 1, "same", 4),  # fewer outputs than the border rows
+        (3, 1, 1, "same", 1),
+    ],
+)
+def test_fused_generating_upper_output(c, strides, dilation, padding, length):
     rng = np.random.default_rng(c)
-    x = tf.constant(rng.normal(size=(2, 11, 3)), tf.float64)
-    kwargs = dict(strides=strides, padding=padding, dtype="float64")
+    x = tf.constant(rng.normal(size=(2, length, 3)), tf.float64)
+    kwargs = dict(strides=strides, dilation_rate=dilation, padding=padding, dtype="float64")
     full = ks.FusedSymmetryGenerating2D(4, c, bias_initializer="random_normal", **kwargs)
     up = ks.FusedSymmetryGenerating2D(4, c, layout="upper", **kwargs)
     full.build(x.shape)
@@ -419,3 +431,41 @@ def test_upper_networks_equal_full_layout_networks(task):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4 * scale)
     for a, b in zip(up.non_trainable_weights, full.non_trainable_weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("c", [1, 5])
+def test_fused_generating_upper_in_parts_known_and_unknown_side(c):
+    # 300 x 300 maps: the upper output is built in 8 parts (pair_sum).
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(size=(1, 300, 2)), tf.float32)
+    full = ks.FusedSymmetryGenerating2D(2, c, padding="same", bias_initializer="random_normal")
+    up = ks.FusedSymmetryGenerating2D(2, c, padding="same", layout="upper")
+    full.build(x.shape)
+    up.build(x.shape)
+    up.set_weights(full.get_weights())
+    want = _upper_np(full(x).numpy())
+    np.testing.assert_allclose(up(x).numpy(), want, rtol=1e-5, atol=1e-5)
+    unknown = tf.function(up, input_signature=[tf.TensorSpec((None, None, 2))])
+    np.testing.assert_allclose(unknown(x).numpy(), want, rtol=1e-5, atol=1e-5)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        loss_up = tf.reduce_sum(tf.sin(up(x)))
+        loss_full = tf.reduce_sum(tf.sin(upper.to_upper(full(x))))
+    for a, b in zip(
+        tape.gradient(loss_up, [x] + up.trainable_variables),
+        tape.gradient(loss_full, [x] + full.trainable_variables),
+        strict=True,
+    ):
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), rtol=1e-4, atol=1e-3
+        )
+
+
+def test_pair_sum_against_numpy():
+    rng = np.random.default_rng(0)
+    for side, chunks in ((5, 1), (300, 8)):
+        table = rng.normal(size=(2, side, 3, 4))
+        pattern = rng.integers(0, 3, size=side).astype(np.int32)
+        got = upper.pair_sum(tf.constant(table), tf.constant(pattern), chunks=chunks).numpy()
+        z = table[:, :, pattern] + np.swapaxes(table[:, :, pattern], 1, 2)
+        np.testing.assert_array_equal(got, _upper_np(z))
