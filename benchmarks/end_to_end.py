@@ -12,12 +12,13 @@ inference at --contact-length), with the same hyperparameters:
   as the command-line tool runs);
 * peak memory: each (model, step) in a fresh process, the step being the
   ``tf.function`` of Keras' own ``train_step`` (or of the model's call, for
-  inference) that ``train_on_batch`` / ``predict_on_batch`` run; it is
-  traced first, then the resident-set high-water mark is reset
-  (``/proc/self/clear_refs``), the step runs once, and its peak is the
-  high-water mark minus the resident set before it (see
-  ``layer_speed.step_peak_mib``: with oneDNN on, TensorFlow's CPU allocator
-  keeps freed memory, so only a first run can be measured).
+  inference) that ``train_on_batch`` / ``predict_on_batch`` run, traced
+  first; two figures (``layer_speed.step_peak_mib``): the resident-set
+  high-water mark of the first run above the resident set before it (with
+  oneDNN on, TensorFlow's CPU allocator keeps freed memory, so only a first
+  run shows it: one-time costs and the allocator's pool included), and
+  TensorFlow's allocator's peak of bytes in use, median of three warm runs
+  (the tensors' own memory); the median of three processes each.
 
     cd benchmarks && python end_to_end.py [--reps 3] [--tasks rna contact] [--modes ...]
 """

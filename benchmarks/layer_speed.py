@@ -129,39 +129,47 @@ def _allocator_stats(reset=False):
         return None
 
 
-def step_peak_mib(step, x, trace=None):
-    """Peak memory of the first ``step(x)`` above the memory held before it, a :class:`Peak`.
+def step_peak_mib(step, x, trace=None, warm_runs=3):
+    """Peak memory of ``step(x)`` above the memory held before it, a :class:`Peak`.
 
     For a fresh process started by :func:`run_memory_child`. ``trace``, if
     given, builds the step's graph without running it (e.g. a
     ``tf.function``'s ``get_concrete_function``), so that tracing is not
-    counted. Then the resident-set high-water mark is reset
-    (``/proc/self/clear_refs``), the step runs once, and its resident peak
-    is the high-water mark minus the resident set before it. Where
-    TensorFlow's CPU allocator keeps statistics, its peak of bytes in use
-    during the step (minus those in use before) is the second figure: the
-    tensors' own memory, with the allocator's rounding but without its
-    fragmentation or anything allocated outside it.
+    counted.
 
-    Only the first run is measured: with oneDNN on (TensorFlow's default on
-    x86 CPUs with AVX-512 VNNI / BF16), TensorFlow's CPU allocator keeps the
-    memory a step freed, so a later step's high-water mark shows nothing
-    (measured: 1,244 MiB still resident after a step whose tensors were
-    freed). The first run also holds one-time costs (oneDNN's generated
-    kernels, a few MiB).
+    - Resident: the resident-set high-water mark of the first run (reset
+      through ``/proc/self/clear_refs`` just before it) minus the resident
+      set before it. Only the first run shows it: with oneDNN on
+      (TensorFlow's default on x86 CPUs with AVX-512 VNNI / BF16),
+      TensorFlow's CPU allocator keeps the memory a step freed, so a later
+      step's high-water mark shows nothing (measured: 1,244 MiB still
+      resident after a step whose tensors were freed). So it includes the
+      first run's one-time costs (the graph's instantiation and
+      optimization, oneDNN's generated kernels) and the allocator's pool,
+      grown in regions that double in size, with its fragmentation.
+    - Allocator (where TensorFlow's CPU allocator keeps statistics): the
+      peak of bytes in use during a step minus those in use before it, the
+      median over ``warm_runs`` runs after the first: the tensors' own
+      memory, with the allocator's rounding, in the steady state (the
+      order in which independent operations run, and so the peak, varies
+      from run to run: one CNN step measured 585, 574 and 501 MiB).
     """
     if trace is not None:
         trace()
-    stats = _allocator_stats(reset=True)
     before = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # the high-water mark becomes the current resident set
+    stats = _allocator_stats(reset=True)
     _wait(step(x))
     resident = (_status_kib("VmHWM") - before) / 1024.0
-    after = _allocator_stats()
-    if stats is None or after is None:
+    if stats is None:
         return Peak(resident, None)
-    return Peak(resident, (after["peak"] - stats["current"]) / 2**20)
+    peaks = []
+    for _ in range(warm_runs):
+        stats = _allocator_stats(reset=True)
+        _wait(step(x))
+        peaks.append((_allocator_stats()["peak"] - stats["current"]) / 2**20)
+    return Peak(resident, statistics.median(peaks))
 
 
 def peak_text(peak):
