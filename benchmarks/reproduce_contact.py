@@ -266,6 +266,10 @@ def finish(run, args, name, sets, logfile):
     )
 
 
+def _fold(result):
+    return int(result["experiment"].rsplit("fold", 1)[1])
+
+
 def _pooled_pfam(results):
     """Pfam folds pooled: per-domain figures of every fold's test part, averaged."""
     pooled = {}
@@ -286,6 +290,8 @@ def _pooled_pfam(results):
             trainable_params=rs[0]["trainable_params"],
             seconds_per_epoch=float(np.median([r["seconds_per_epoch"] for r in rs])),
             folds=len(rs),
+            best_epoch="+".join(str(r["best_epoch"]) for r in sorted(rs, key=_fold)),
+            epochs=rs[0]["epochs"],
         )
         out.append(merged)
     return out
@@ -307,9 +313,11 @@ def report(args):
         + ("; ".join(settings) or "no finished run yet")
         + ".",
         "",
-        "| experiment | model | seeds | epoch chosen by | trainable params (paper) "
-        "| test PPV / Sen / Acc | " + " | ".join(PRECISION_KEYS) + " | s/epoch |",
-        "|---|---|---|---|---|---|" + "---|" * len(PRECISION_KEYS) + "---|",
+        "| experiment | model | seeds | epoch chosen by | chosen epoch / trained "
+        "| trainable params (paper) | test PPV / Sen / Acc | "
+        + " | ".join(PRECISION_KEYS)
+        + " | s/epoch |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(PRECISION_KEYS) + "---|",
     ]
     rows = [r for r in found if not r["experiment"].startswith("pfam")]
     flat = [{**r, **r["test"], "select": r.get("select", "accuracy")} for r in rows]
@@ -322,6 +330,7 @@ def report(args):
         lines.append(
             f"| {experiment} | {TITLES[kind]} | {','.join(str(r['seed']) for r in rs)} | "
             f"valid {select} | "
+            f"{','.join(str(r.get('best_epoch', '-')) for r in rs)} / {rs[0].get('epochs', '-')} | "
             f"{rs[0]['trainable_params']:,} ({f'{paper:,}' if paper else '-'}) | "
             + " / ".join(mean_sd([r[k] for r in rs]) for k in ("ppv", "sensitivity", "accuracy"))
             + " | "
