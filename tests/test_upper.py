@@ -445,17 +445,26 @@ def test_fused_generating_upper_in_parts_known_and_unknown_side(c):
     up.set_weights(full.get_weights())
     want = _upper_np(full(x).numpy())
     np.testing.assert_allclose(up(x).numpy(), want, rtol=1e-5, atol=1e-5)
-    unknown = tf.function(up, input_signature=[tf.TensorSpec((None, None, 2))])
+    spec = [tf.TensorSpec((None, None, 2))]
+    unknown = tf.function(up, input_signature=spec)
     np.testing.assert_allclose(unknown(x).numpy(), want, rtol=1e-5, atol=1e-5)
+    xla = tf.function(
+        lambda x: tf.gradients(tf.reduce_sum(tf.sin(up(x))), [x, up.packed_kernel]),
+        input_signature=spec,
+        jit_compile=True,
+    )
+    xla_grads = xla(x)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         loss_up = tf.reduce_sum(tf.sin(up(x)))
         loss_full = tf.reduce_sum(tf.sin(upper.to_upper(full(x))))
-    for a, b in zip(
-        tape.gradient(loss_up, [x] + up.trainable_variables),
-        tape.gradient(loss_full, [x] + full.trainable_variables),
-        strict=True,
-    ):
+    grads_up = tape.gradient(loss_up, [x] + up.trainable_variables)
+    grads_full = tape.gradient(loss_full, [x] + full.trainable_variables)
+    for a, b in zip(grads_up, grads_full, strict=True):
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), rtol=1e-4, atol=1e-3
+        )
+    for a, b in zip(xla_grads, grads_full[:2], strict=True):
         np.testing.assert_allclose(
             tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), rtol=1e-4, atol=1e-3
         )
