@@ -172,6 +172,9 @@ def main():
         "fit runs from such a tf.data dataset), so the graph is built for any side; "
         "inference: predict_on_batch",
     )
+    parser.add_argument(
+        "--no-memory", action="store_true", help="time only (the memory columns print '-')"
+    )
     parser.add_argument("--memory-child", nargs=3, metavar=("TASK", "MODEL", "MODE"))
     args = parser.parse_args()
     if args.memory_child:
@@ -200,7 +203,9 @@ def main():
             steps = [make_step(models[name], mode, x, y) for name in MODELS]
             times = time_many(steps, None, args.reps, warmup=1)
             peaks = [
-                run_memory_child(__file__, [*sizes, "--memory-child", task, name, mode])
+                None
+                if args.no_memory
+                else run_memory_child(__file__, [*sizes, "--memory-child", task, name, mode])
                 for name in MODELS
             ]
             if mode != "inference":
@@ -219,7 +224,11 @@ def main():
             for name, t, m in zip(MODELS, times, peaks, strict=True):
                 print(
                     f"| {task} | {what} | {name} | {1e3 * t:.0f} | {t / times[0]:.3f} "
-                    f"| {peak_text(m)} | {peak_ratio_text(m, peaks[0])} |",
+                    + (
+                        "| - | - |"
+                        if m is None
+                        else f"| {peak_text(m)} | {peak_ratio_text(m, peaks[0])} |"
+                    ),
                     flush=True,
                 )
 
