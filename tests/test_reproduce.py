@@ -120,7 +120,7 @@ def test_contact_reproduction_on_a_few_real_chains(tmp_path):
     assert result["trainable_params"] == 1_364_788
     assert 0.0 <= result["test"]["long_L/5"] <= 1.0
     table = (tmp_path / "report" / "tables.md").read_text()
-    assert "| ts50-25-100 | SCNN | 0 | valid long_L/5 | 1,364,788 (1,326,000) |" in table
+    assert "| ts50-25-100 | SCNN | 0 | valid long_L/5 | 1 / 1 | 1,364,788 (1,326,000) |" in table
     assert result["select"] == "long_L/5"
     # a run is never resumed under another epoch criterion
     with pytest.raises(SystemExit, match="trained with --select long_L/5"):
