@@ -85,7 +85,8 @@ def test_interleaved_timing_returns_one_median_per_step():
     assert t_slow > 5 * t_fast > 0
 
 
-def test_allocator_peak_sees_a_known_tensor(tmp_path):
+def _tf_child(tmp_path, mib_per_run):
+    """The :class:`Peak` of a child whose k-th step fills a tensor of ``mib_per_run[k]`` MiB."""
     script = tmp_path / "child.py"
     script.write_text(
         textwrap.dedent(
@@ -95,16 +96,23 @@ def test_allocator_peak_sees_a_known_tensor(tmp_path):
             sys.path.insert(0, {BENCHMARKS!r})
             from layer_speed import step_peak_mib
 
-            def step(_):
-                return float(tf.reduce_sum(tf.fill([200 * 1024 * 1024 // 4], 1.0)))
+            sizes = iter({list(mib_per_run)!r})
 
-            print(*step_peak_mib(step, None))
+            def step(_):
+                return float(tf.reduce_sum(tf.fill([next(sizes) * 1024 * 1024 // 4], 1.0)))
+
+            print(*step_peak_mib(step, None, warm_runs={len(mib_per_run) - 1}))
             """
         )
     )
     peak = layer_speed.run_memory_child(str(script), [], runs=1)
     if peak.allocator is None:
         pytest.skip("TensorFlow's CPU allocator keeps no statistics here (oneDNN off)")
+    return peak
+
+
+def test_allocator_peak_sees_a_known_tensor(tmp_path):
+    peak = _tf_child(tmp_path, [200] * 4)
     assert 195 <= peak.allocator <= 260, peak
     assert 150 <= peak.resident <= 300, peak
 
@@ -112,26 +120,6 @@ def test_allocator_peak_sees_a_known_tensor(tmp_path):
 def test_allocator_figure_is_the_median_of_the_warm_runs(tmp_path):
     # Runs 1-4 hold 100, 300, 200 and 40 MiB: the resident figure is the
     # first run's, the allocator figure the median of runs 2-4.
-    script = tmp_path / "child.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import sys
-            import tensorflow as tf
-            sys.path.insert(0, {BENCHMARKS!r})
-            from layer_speed import step_peak_mib
-
-            sizes = iter([100, 300, 200, 40])
-
-            def step(_):
-                return float(tf.reduce_sum(tf.fill([next(sizes) * 1024 * 1024 // 4], 1.0)))
-
-            print(*step_peak_mib(step, None, warm_runs=3))
-            """
-        )
-    )
-    peak = layer_speed.run_memory_child(str(script), [], runs=1)
-    if peak.allocator is None:
-        pytest.skip("TensorFlow's CPU allocator keeps no statistics here (oneDNN off)")
+    peak = _tf_child(tmp_path, [100, 300, 200, 40])
     assert 195 <= peak.allocator <= 260, peak
     assert 75 <= peak.resident <= 160, peak
