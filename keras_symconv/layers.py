@@ -39,6 +39,7 @@ __all__ = [
     "ToUpper",
     "FromUpper",
     "UpperBatchNormalization",
+    "RunAfter",
     "ItemScorer",
 ]
 
@@ -911,6 +912,43 @@ class FromUpper(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return _upper_input_shape(self, input_shape)
+
+
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class RunAfter(keras.layers.Layer):
+    """``RunAfter()([x, previous])`` is ``x``, available once ``previous`` is computed.
+
+    Orders otherwise independent branches of a graph without changing what
+    they compute: no weights, no copy of ``x`` (an identity under a control
+    dependency), no gradient to ``previous``. The symmetric builders chain
+    the parallel convolutions of a multi-kernel block with it (maps in the
+    upper layout, their default): a
+    block-computed symmetric convolution holds its blocks and their
+    assembly (about 2.5 output maps) while it runs, and TensorFlow runs
+    independent branches at the same time, so three such convolutions at
+    once held more than the block's concatenation needs (contact SCNN, one
+    300-residue chain: allocator peak 85-90 MiB with the convolutions side
+    by side, 72-76 MiB chained; ``benchmarks/RESULTS.md``, speed part 3).
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        if not (isinstance(input_shape, (list, tuple)) and len(input_shape) == 2):
+            raise ValueError(
+                "RunAfter expects a list of two inputs [x, previous]. "
+                f"Received: input_shape={input_shape}"
+            )
+
+    def call(self, inputs):
+        x, previous = inputs
+        with tf.control_dependencies([previous]):
+            return tf.identity(x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
 
 
 @keras.saving.register_keras_serializable(package="keras_symconv")

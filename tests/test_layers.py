@@ -342,3 +342,34 @@ def test_check_symmetric_reports_largest_asymmetry():
 )
 def test_layer_standard_checks(layer_fn, make_data, tmp_path):
     run_layer_checks(layer_fn, make_data(np.random.default_rng(0)), tmp_path)
+
+
+def test_run_after_orders_branches_without_changing_values():
+    layer = ks.RunAfter()
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 7, 3)).astype(np.float32))
+    previous = tf.constant(np.ones((2, 7, 5), np.float32))
+    np.testing.assert_array_equal(layer([x, previous]).numpy(), x.numpy())
+
+    @tf.function
+    def graph(x, p):
+        done = tf.square(p, name="previous_branch")
+        return layer([x, done])
+
+    ops = graph.get_concrete_function(x, previous).graph.get_operations()
+    square = next(op for op in ops if op.type == "Square")
+    # The output waits on the other branch through a control input, not data.
+    waiting = [op for op in ops if square in op.control_inputs]
+    assert waiting and all(op.type == "Identity" for op in waiting)
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, previous])
+        y = layer([x, tf.square(previous)])
+        loss = tf.reduce_sum(3.0 * y)
+    np.testing.assert_array_equal(tape.gradient(loss, x).numpy(), np.full(x.shape, 3.0))
+    assert tape.gradient(loss, previous) is None
+
+    half = layer([tf.cast(x, tf.float16), previous])
+    assert half.dtype == tf.float16  # no cast: x passes through as it is
+    assert layer.compute_output_shape([(None, 7, 3), (None, 7, 5)]) == (None, 7, 3)
+    with pytest.raises(ValueError, match=r"RunAfter expects a list of two inputs"):
+        ks.RunAfter().build((2, 7, 3))

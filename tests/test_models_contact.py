@@ -78,3 +78,18 @@ def test_fused_default_equals_the_literal_graph():
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+def test_symmetric_multi_kernel_convolutions_run_one_after_another():
+    # Each conv of a block after the first reads the block's input through
+    # RunAfter([input, previous conv's output]); the CNN's, and those of an
+    # SCNN on full maps, run side by side.
+    scnn = build_contact_scnn(**TINY)
+    chained = [layer for layer in scnn.layers if isinstance(layer, ks.RunAfter)]
+    assert [layer.name for layer in chained] == ["block1_k3_after"]
+    x, previous = chained[0].input
+    assert previous is scnn.get_layer("block1_k5").output
+    assert x is scnn.get_layer("block1_k5").input
+    assert scnn.get_layer("block1_k3").input is chained[0].output
+    for other in (build_contact_cnn(**TINY), build_contact_scnn(layout="full", **TINY)):
+        assert not any(isinstance(layer, ks.RunAfter) for layer in other.layers)
