@@ -171,6 +171,43 @@ def log(path, text):
         handle.write(line + "\n")
 
 
+def collect_results(work, out):
+    """Every finished run's ``result.json``, kept in the report folder across machines.
+
+    The work folder (checkpoints, outside the repository) does not outlive
+    the machine it was made on; the report folder is in the repository. So
+    each ``result.json`` found under ``work`` is copied to the same relative
+    place under ``out/runs``, and the lines of ``work/train.log`` are added
+    to ``out/runs/train.log`` (each line once, in order); runs kept there
+    earlier are read back from there. A run in ``work`` replaces its kept
+    copy. Returns ``{relative folder: result}``, sorted by folder.
+    """
+    kept = os.path.join(out, "runs")
+    found = {}
+    for base in (kept, work):
+        for root, _, names in os.walk(base):
+            if "result.json" in names:
+                found[os.path.relpath(root, base)] = (
+                    base,
+                    read_json(os.path.join(root, "result.json")),
+                )
+    for relative, (base, result) in found.items():
+        if base == work:
+            os.makedirs(os.path.join(kept, relative), exist_ok=True)
+            write_json(os.path.join(kept, relative, "result.json"), result)
+    source = os.path.join(work, "train.log")
+    if os.path.exists(source):
+        os.makedirs(kept, exist_ok=True)
+        target = os.path.join(kept, "train.log")
+        old = open(target).read().splitlines() if os.path.exists(target) else []
+        seen = set(old)
+        with open(source) as handle:
+            new = [line for line in handle.read().splitlines() if line not in seen]
+        with open(target, "a") as handle:
+            handle.writelines(line + "\n" for line in new)
+    return {relative: found[relative][1] for relative in sorted(found)}
+
+
 def predict_maps(model, items, task, forward=None, warm_up=True):
     """Probability maps of whole items, one at a time, and seconds per item.
 

@@ -175,8 +175,16 @@ def main():
     parser.add_argument(
         "--no-memory", action="store_true", help="time only (the memory columns print '-')"
     )
+    parser.add_argument(
+        "--no-time",
+        action="store_true",
+        help="memory only (the time columns print '-'): the allocator's figures do not "
+        "depend on what else the machine runs, the times do",
+    )
     parser.add_argument("--memory-child", nargs=3, metavar=("TASK", "MODEL", "MODE"))
     args = parser.parse_args()
+    if args.no_time and args.no_memory:
+        parser.error("--no-time and --no-memory leave nothing to measure")
     if args.memory_child:
         memory_child(*args.memory_child, args)
         return
@@ -197,11 +205,14 @@ def main():
     )
     print("|---|---|---|---|---|---|---|")
     for task in args.tasks:
-        models = {name: make_model(task, name) for name in MODELS}
+        models = {} if args.no_time else {name: make_model(task, name) for name in MODELS}
         for mode in args.modes:
-            x, y = make_data(task, mode, args)
-            steps = [make_step(models[name], mode, x, y) for name in MODELS]
-            times = time_many(steps, None, args.reps, warmup=1)
+            if args.no_time:
+                times = [None] * len(MODELS)
+            else:
+                x, y = make_data(task, mode, args)
+                steps = [make_step(models[name], mode, x, y) for name in MODELS]
+                times = time_many(steps, None, args.reps, warmup=1)
             peaks = [
                 None
                 if args.no_memory
@@ -223,7 +234,8 @@ def main():
                 )
             for name, t, m in zip(MODELS, times, peaks, strict=True):
                 print(
-                    f"| {task} | {what} | {name} | {1e3 * t:.0f} | {t / times[0]:.3f} "
+                    f"| {task} | {what} | {name} | "
+                    + ("- | - " if t is None else f"{1e3 * t:.0f} | {t / times[0]:.3f} ")
                     + (
                         "| - | - |"
                         if m is None

@@ -43,6 +43,7 @@ sys.path.insert(0, HERE)
 from _repro import (  # noqa: E402
     Run,
     add_run_arguments,
+    collect_results,
     log,
     machine,
     mean_sd,
@@ -50,7 +51,6 @@ from _repro import (  # noqa: E402
     pin,
     predict_maps,
     prior_logit,
-    read_json,
     train_side_by_side,
     write_json,
 )
@@ -299,10 +299,7 @@ def _pooled_pfam(results):
 
 def report(args):
     os.makedirs(args.out, exist_ok=True)
-    found = []
-    for root, _, names in os.walk(args.work):
-        if "result.json" in names:
-            found.append(read_json(os.path.join(root, "result.json")))
+    found = list(collect_results(args.work, args.out).values())
     settings = sorted({json.dumps(r["settings"], sort_keys=True) for r in found})
     lines = [
         "# Contact maps (Table III)",
@@ -365,7 +362,11 @@ def figure(args, found):
     maps, titles = [task().native(example)], ["native (C-alpha < 8 A)"]
     for kind in ("cnn", "scnn"):
         folder = os.path.join(args.work, "ts50-25-100", f"seed{by_kind[kind]['seed']}", kind)
-        maps.append(np.load(os.path.join(folder, "figure_map.npy")))
+        path = os.path.join(folder, "figure_map.npy")
+        if not os.path.exists(path):
+            print(f"heatmaps.png left as it is: {path} (the predicted map) is not here")
+            return
+        maps.append(np.load(path))
         titles.append(TITLES[kind])
     heatmap(
         os.path.join(args.out, "heatmaps.png"),

@@ -34,6 +34,7 @@ from _repro import (  # noqa: E402
     MODELS,
     Run,
     add_run_arguments,
+    collect_results,
     log,
     machine,
     mean_sd,
@@ -266,9 +267,10 @@ def report(args, split):
     """Markdown tables over every finished run, and the heatmap figure."""
     os.makedirs(args.out, exist_ok=True)
     results = {}
+    runs = collect_results(args.work, args.out)
     for kind in MODELS:
         for seed in sorted(args.seeds):
-            r = read_json(os.path.join(args.work, f"seed{seed}", kind, "result.json"))
+            r = runs.get(os.path.join(f"seed{seed}", kind))
             if r is not None:
                 results.setdefault(kind, []).append(r)
     base = None if args.no_vienna else vienna(split, args.out)
@@ -354,9 +356,11 @@ def figure(args, split, results):
     maps, titles = [item.contact_map()], ["native"]
     for kind in ("cnn", "scnn"):
         path = os.path.join(args.work, f"seed{seed}", kind, "figure_map.npy")
-        if os.path.exists(path):
-            maps.append(np.load(path))
-            titles.append(TITLES[kind])
+        if not os.path.exists(path):
+            print(f"heatmaps.png left as it is: {path} (the predicted map) is not here")
+            return
+        maps.append(np.load(path))
+        titles.append(TITLES[kind])
     heatmap(
         os.path.join(args.out, "heatmaps.png"),
         maps,

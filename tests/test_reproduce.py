@@ -89,6 +89,20 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, reproduce_rna):
     table = (parts / "report" / "tables.md").read_text()
     assert "| SCNN | 0 | 239,318 | 2 (" in table
 
+    # The finished run and its log are kept in the report folder (in the
+    # repository), so a report written where the work folder is gone, or
+    # holds other seeds, still has the run; its log lines are kept once.
+    kept = parts / "report" / "runs"
+    assert json.loads((kept / "seed0" / "scnn" / "result.json").read_text()) == result
+    log = (parts / "train.log").read_text().splitlines()
+    assert (kept / "train.log").read_text().splitlines() == log
+    assert reproduce_rna.main([*_argv(data, parts, 2), "--report"]) == 0
+    assert (kept / "train.log").read_text().splitlines() == log
+    (parts / "report" / "tables.md").unlink()
+    elsewhere = [*_argv(data, tmp_path / "elsewhere", 2), "--out", str(parts / "report")]
+    assert reproduce_rna.main([*elsewhere, "--report"]) == 0
+    assert "| SCNN | 0 | 239,318 | 2 (" in (parts / "report" / "tables.md").read_text()
+
 
 PROTEIN = os.path.join(HERE, "..", "..", "shared", "data", "protein")
 
