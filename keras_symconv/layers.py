@@ -920,15 +920,23 @@ class RunAfter(keras.layers.Layer):
 
     Orders otherwise independent branches of a graph without changing what
     they compute: no weights, no copy of ``x`` (an identity under a control
-    dependency), no gradient to ``previous``. The symmetric builders chain
-    the parallel convolutions of a multi-kernel block with it (maps in the
-    upper layout, their default): a
-    block-computed symmetric convolution holds its blocks and their
+    dependency), no gradient to ``previous``.
+
+    The symmetric builders chain the parallel convolutions of a
+    multi-kernel block with it (maps in the upper layout, their default):
+    a block-computed symmetric convolution holds its blocks and their
     assembly (about 2.5 output maps) while it runs, and TensorFlow runs
     independent branches at the same time, so three such convolutions at
     once held more than the block's concatenation needs (contact SCNN, one
     300-residue chain: allocator peak 85-90 MiB with the convolutions side
     by side, 72-76 MiB chained; ``benchmarks/RESULTS.md``, speed part 3).
+
+    Example:
+
+    >>> x = tf.ones((1, 3, 2))
+    >>> done = tf.zeros((1, 5))
+    >>> RunAfter()([x, done]).shape
+    TensorShape([1, 3, 2])
     """
 
     def __init__(self, **kwargs):
