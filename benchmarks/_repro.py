@@ -199,8 +199,10 @@ def collect_results(work, out):
     if os.path.exists(source):
         os.makedirs(kept, exist_ok=True)
         target = os.path.join(kept, "train.log")
-        old = open(target).read().splitlines() if os.path.exists(target) else []
-        seen = set(old)
+        seen = set()
+        if os.path.exists(target):
+            with open(target) as handle:
+                seen = set(handle.read().splitlines())
         with open(source) as handle:
             new = [line for line in handle.read().splitlines() if line not in seen]
         with open(target, "a") as handle:
