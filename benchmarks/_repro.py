@@ -171,6 +171,12 @@ def log(path, text):
         handle.write(line + "\n")
 
 
+def log_start(work, script, argv):
+    """Log the command that starts training in ``work`` (read back by :func:`start_commands`)."""
+    command = " ".join([f"benchmarks/{script}", *argv])
+    log(os.path.join(work, "train.log"), f"start: {command}; {machine()}")
+
+
 def collect_results(work, out):
     """Every finished run's ``result.json``, kept in the report folder across machines.
 
@@ -208,6 +214,36 @@ def collect_results(work, out):
         with open(target, "a") as handle:
             handle.writelines(line + "\n" for line in new)
     return {relative: found[relative][1] for relative in sorted(found)}
+
+
+def start_commands(out):
+    """The commands that started the runs kept in ``out/runs/train.log``.
+
+    Each once, in the order first started, without the machine part of the
+    ``start:`` line (see :func:`log`), for the report's header: the report
+    itself may be written by a ``--report`` call that trained nothing.
+    """
+    path = os.path.join(out, "runs", "train.log")
+    commands = []
+    if os.path.exists(path):
+        with open(path) as handle:
+            for line in handle:
+                _, marker, rest = line.partition("] start: ")
+                command = rest.split("; ")[0].strip()
+                if marker and command not in commands:
+                    commands.append(command)
+    return commands
+
+
+def command_lines(script, argv, out):
+    """Report header lines: this call's command and those that trained the kept runs."""
+    started = start_commands(out)
+    return [
+        f"Report: `{' '.join(['python', f'benchmarks/{script}', *argv])}`",
+        "Runs started with: "
+        + ("; ".join(f"`python {c}`" for c in started) or "none kept yet")
+        + " (see `runs/train.log`).",
+    ]
 
 
 def predict_maps(model, items, task, forward=None, warm_up=True):

@@ -44,7 +44,9 @@ from _repro import (  # noqa: E402
     Run,
     add_run_arguments,
     collect_results,
+    command_lines,
     log,
+    log_start,
     machine,
     mean_sd,
     model_builder,
@@ -81,7 +83,9 @@ def parse_args(argv=None):
         default="long_L/5",
         help="validation figure choosing the epoch (the threshold: decoded accuracy)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
 
 
 def task():
@@ -305,7 +309,7 @@ def report(args):
         "# Contact maps (Table III)",
         "",
         f"Machine: {machine()}; date {time.strftime('%Y-%m-%d')}.",
-        f"Command: `python benchmarks/reproduce_contact.py {' '.join(sys.argv[1:])}`",
+        *command_lines("reproduce_contact.py", args.argv, args.out),
         "Training settings (paper: crop 100, batch 10, Adam 1e-3 CNN / 2e-3 SCNN, weight 5): "
         + ("; ".join(settings) or "no finished run yet")
         + ".",
@@ -381,7 +385,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.makedirs(args.work, exist_ok=True)
     if not args.report:
-        log(os.path.join(args.work, "train.log"), f"start: {' '.join(sys.argv)}; {machine()}")
+        log_start(args.work, "reproduce_contact.py", args.argv)
         if not train_all(args, experiments(args)):
             return 3
     report(args)

@@ -35,7 +35,9 @@ from _repro import (  # noqa: E402
     Run,
     add_run_arguments,
     collect_results,
+    command_lines,
     log,
+    log_start,
     machine,
     mean_sd,
     model_builder,
@@ -72,7 +74,9 @@ def parse_args(argv=None):
         default=None,
         help="test sequence name for the heatmap figure (default: first RNase P)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
 
 
 class RnaItems:
@@ -281,7 +285,7 @@ def report(args, split):
         "# RNA secondary structure, 16S rRNA split (Table II)",
         "",
         f"Machine: {machine()}; date {time.strftime('%Y-%m-%d')}.",
-        f"Command: `python benchmarks/reproduce_rna.py {' '.join(sys.argv[1:])}`",
+        *command_lines("reproduce_rna.py", args.argv, args.out),
         "Training settings of the runs below (paper: crop 500, batch 10, lr 2e-3, weight 5, "
         "500 epochs): " + ("; ".join(settings) or "no finished run yet") + ".",
         "",
@@ -377,7 +381,7 @@ def main(argv=None):
         split = {part: items[: args.limit] for part, items in split.items()}
     os.makedirs(args.work, exist_ok=True)
     if not args.report:
-        log(os.path.join(args.work, "train.log"), f"start: {' '.join(sys.argv)}; {machine()}")
+        log_start(args.work, "reproduce_rna.py", args.argv)
         if not train_all(args, split):
             return 3
     report(args, split)

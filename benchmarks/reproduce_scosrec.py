@@ -23,6 +23,7 @@ negatives per target, batch 512, Adam 1e-3, weight decay 5e-6, dropout 0.5.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -32,10 +33,12 @@ sys.path.insert(0, HERE)
 
 from _repro import (  # noqa: E402
     Run,
+    collect_results,
+    command_lines,
     log,
+    log_start,
     machine,
     mean_sd,
-    read_json,
     train_side_by_side,
     write_json,
 )
@@ -70,7 +73,9 @@ def parse_args(argv=None):
     p.add_argument("--stop-after", type=float, default=None, metavar="MINUTES")
     p.add_argument("--limit-users", type=int, default=None, help="only the first N users (smoke)")
     p.add_argument("--report", action="store_true", help="only write the report")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
 
 
 def load_split(args):
@@ -187,18 +192,26 @@ def finish(run, args, split, logfile):
 
 
 def report(args):
+    os.makedirs(args.out, exist_ok=True)
+    runs = collect_results(args.work, args.out)
     found = {}
     for kind in args.models:
-        for seed in args.seeds:
-            result = read_json(os.path.join(args.work, f"seed{seed}", kind, "result.json"))
+        for seed in sorted(args.seeds):
+            result = runs.get(os.path.join(f"seed{seed}", kind))
             if result:
                 found.setdefault(kind, []).append(result)
     if not found:
         print("no finished runs to report")
         return
-    os.makedirs(args.out, exist_ok=True)
-    any_result = next(iter(found.values()))[0]
+    every = [r for results in found.values() for r in results]
+    any_result = every[0]
     s = any_result["settings"]
+    differ = sorted({json.dumps(r["settings"], sort_keys=True) for r in every})
+    if len(differ) > 1:
+        raise SystemExit(
+            "the runs of --seeds " + " ".join(map(str, args.seeds)) + " were trained with "
+            "different settings, so they cannot be pooled: " + "; ".join(differ)
+        )
     lines = [
         "# CosRec vs SCosRec on Gowalla (Table I protocol)",
         "",
@@ -213,7 +226,8 @@ def report(args):
         + ", ".join(str(r["seed"]) for r in next(iter(found.values())))
         + (f"; first {s['limit_users']} users only (smoke)" if s.get("limit_users") else "")
         + ".",
-        f"Machine: {any_result['machine']}.",
+        "Machine: " + "; ".join(sorted({r["machine"] for r in every})) + ".",
+        *command_lines("reproduce_scosrec.py", args.argv, args.out),
         "",
         "Test part (mean ± s.d. over seeds where more than one):",
         "",
@@ -259,10 +273,6 @@ def report(args):
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "tables.md"), "w") as handle:
         handle.write(text)
-    logfile = os.path.join(args.work, "train.log")
-    if os.path.exists(logfile):
-        with open(logfile) as src, open(os.path.join(args.out, "train.log"), "w") as dst:
-            dst.write(src.read())
     print(text)
 
 
@@ -272,7 +282,7 @@ def main(argv=None):
     os.makedirs(args.work, exist_ok=True)
     if not args.report:
         split = load_split(args)
-        log(os.path.join(args.work, "train.log"), f"start: {' '.join(sys.argv)}; {machine()}")
+        log_start(args.work, "reproduce_scosrec.py", args.argv)
         if not train_all(args, split):
             return 3
     report(args)

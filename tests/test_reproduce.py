@@ -168,3 +168,53 @@ def test_output_bias_starts_every_model_at_the_prior():
     x = np.random.default_rng(0).random((2, 30, 5)).astype(np.float32)
     p = build_rna_scnn(output_bias=-4.0)(x, training=False).numpy()
     assert 0.005 < float(np.median(p)) < 0.06  # sigmoid(-4) = 0.018
+
+
+def test_scosrec_report_pools_seeds_trained_in_different_work_folders(tmp_path):
+    """Seeds run on different machines (work folders) are reported together."""
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        reproduce_scosrec = importlib.import_module("reproduce_scosrec")
+    finally:
+        sys.path.remove(BENCHMARKS)
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("validation.txt", "test.txt"):
+        with open(data / name, "w") as handle:
+            for user in range(6):
+                for item in rng.integers(0, 12, size=15):
+                    handle.write(f"u{user} i{item}\n")
+    out = tmp_path / "report"
+
+    def argv(work, *extra):
+        return [
+            "--data", str(data), "--work", str(tmp_path / work), "--out", str(out),
+            "--epochs", "1", "--batch-size", "64", *extra,
+        ]  # fmt: skip
+
+    assert reproduce_scosrec.main(argv("first", "--seeds", "0")) == 0
+    assert reproduce_scosrec.main(argv("second", "--seeds", "1")) == 0
+    # a report from a third, empty work folder still has both seeds
+    assert reproduce_scosrec.main(argv("third", "--seeds", "0", "1", "--report")) == 0
+    table = (out / "tables.md").read_text()
+    kept = {
+        (seed, kind): json.loads((out / "runs" / f"seed{seed}" / kind / "result.json").read_text())
+        for seed in (0, 1)
+        for kind in ("cosrec", "scosrec")
+    }
+    for kind, title in (("cosrec", "CosRec"), ("scosrec", "SCosRec")):
+        maps = [kept[seed, kind]["test"]["map"] for seed in (0, 1)]
+        row = next(line for line in table.splitlines() if line.startswith(f"| {title} | "))
+        assert f"{np.mean(maps):.4f} ± {np.std(maps, ddof=1):.4f}" in row, row
+    assert "seeds 0, 1" in table
+    log = (out / "runs" / "train.log").read_text()
+    assert log.count("] start: ") == 2
+    header = next(line for line in table.splitlines() if line.startswith("Runs started with: "))
+    assert "--work " + str(tmp_path / "first") in header
+    assert "--work " + str(tmp_path / "second") in header
+    assert "Report: `python benchmarks/reproduce_scosrec.py --data" in table
+    # runs trained otherwise are not pooled silently
+    assert reproduce_scosrec.main(argv("fourth", "--seeds", "2", "--lr", "0.01")) == 0
+    with pytest.raises(SystemExit, match="different settings"):
+        reproduce_scosrec.main(argv("third", "--seeds", "0", "2", "--report"))
