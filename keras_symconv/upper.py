@@ -152,37 +152,92 @@ def pair_sum(table, pattern=None, chunks=8):
             its storage, each part's two gathers and sum made after the
             previous part's (a control dependency), then concatenated: the
             step holds about two outputs at most, where the two gathers and
-            their sum over the whole map hold three.
+            their sum over the whole map hold three. The gradient is made in
+            as many parts (of rows).
 
     Returns:
         ``(batch, L (L + 1) / 2, c)`` in the upper layout (symmetric by
         construction).
+
+    The gradient with respect to ``table``, with ``G`` the incoming gradient
+    as a full symmetric map, is ``dT[k, q] = sum_c G[k, c] [pattern[c] = q]
+    + [pattern[k] = q] G[k, k]``: each part of rows is read out of the
+    upper layout with one gather (multithreaded) and summed over its
+    columns, where scatter-adding every entry into its two table entries
+    runs on one thread (the measured difference is in ``RESULTS.md``).
     """
     side = table.shape[1] if table.shape[1] is not None else tf.shape(table)[1]
     width = table.shape[2] if table.shape[2] is not None else tf.shape(table)[2]
-    flat = tf.reshape(table, tf.stack([tf.shape(table)[0], -1, tf.shape(table)[-1]]))
     rows, cols = upper_rows_cols(side)
     if pattern is None:
         first, second = rows * width, cols * width
     else:
+        pattern = tf.cast(pattern, tf.int32)
         first = rows * width + tf.gather(pattern, cols)
         second = cols * width + tf.gather(pattern, rows)
     n = upper_length(side)
     if isinstance(n, int):
         chunks = max(1, min(chunks, n // 4096))
-    if chunks == 1:
-        return gather_entries(flat, first) + gather_entries(flat, second)
-    bounds = (tf.range(chunks + 1) * n) // chunks
-    sizes = bounds[1:] - bounds[:-1]
+
+    @tf.custom_gradient
+    def run(table):
+        flat = tf.reshape(table, tf.stack([tf.shape(table)[0], -1, tf.shape(table)[-1]]))
+        if chunks == 1:
+            out = tf.gather(flat, first, axis=1) + tf.gather(flat, second, axis=1)
+        else:
+            bounds = (tf.range(chunks + 1) * n) // chunks
+            sizes = bounds[1:] - bounds[:-1]
+            parts, last = [], []
+            for a, b in zip(
+                tf.split(first, sizes, num=chunks), tf.split(second, sizes, num=chunks), strict=True
+            ):
+                with tf.control_dependencies(last):
+                    part = tf.gather(flat, a, axis=1) + tf.gather(flat, b, axis=1)
+                parts.append(part)
+                last = [part]
+            out = tf.concat(parts, axis=1)
+
+        def grad(g):
+            return tf.reshape(_pair_sum_gradient(g, side, width, pattern, chunks), tf.shape(table))
+
+        return out, grad
+
+    return run(table)
+
+
+def _pair_sum_gradient(g, side, width, pattern, chunks):
+    """``dT (batch, L, P, c)`` of :func:`pair_sum` from ``g (batch, N, c)``."""
+    pos = tf.range(side)
+    bounds = (tf.range(chunks + 1) * side) // chunks
+    onehot = None if pattern is None else tf.one_hot(pattern, width, dtype=g.dtype)  # (L, P)
+    # Summing a part's columns by pattern value is a matmul (P, L) x (L, c)
+    # per row; tf.einsum here transposed the part first (measured 2.4x slower
+    # over the whole step of the fused layer at C = 5).
+    onehot_t = None if onehot is None else tf.transpose(onehot)[None]
     parts, last = [], []
-    for a, b in zip(
-        tf.split(first, sizes, num=chunks), tf.split(second, sizes, num=chunks), strict=True
-    ):
+    for k in range(chunks):
         with tf.control_dependencies(last):
-            part = gather_entries(flat, a) + gather_entries(flat, b)
+            r = tf.range(bounds[k], bounds[k + 1])
+            low = tf.minimum(r[:, None], pos[None, :])
+            high = tf.maximum(r[:, None], pos[None, :])
+            block = tf.gather(g, tf.reshape(_index(low, high, side), [-1]), axis=1)
+            if onehot is None:
+                block = tf.reshape(block, tf.stack([tf.shape(g)[0], -1, side, tf.shape(g)[-1]]))
+                part = tf.reduce_sum(block, axis=2, keepdims=True)
+            else:
+                block = tf.reshape(block, tf.stack([-1, side, tf.shape(g)[-1]]))
+                part = tf.matmul(onehot_t, block)  # (batch * rows, P, c)
+                part = tf.reshape(part, tf.stack([tf.shape(g)[0], -1, width, tf.shape(g)[-1]]))
         parts.append(part)
         last = [part]
-    return tf.concat(parts, axis=1)
+    rows = tf.concat(parts, axis=1) if chunks > 1 else parts[0]
+    diagonal = tf.gather(g, diagonal_index(side), axis=1)[:, :, None, :]
+    if onehot is None:
+        if isinstance(width, int) and width == 1:
+            return rows + diagonal
+        # Only the first column is read without a pattern.
+        return tf.pad(rows + diagonal, [[0, 0], [0, 0], [0, width - 1], [0, 0]])
+    return rows + diagonal * onehot[None, :, :, None]
 
 
 def _diagonal_weight(side, on, off, dtype):

@@ -505,3 +505,28 @@ def test_pair_sum_gradient_against_numpy(with_pattern):
     np.testing.assert_allclose(grad(table).numpy(), want, rtol=1e-12, atol=1e-12)
     unknown = tf.function(grad, input_signature=[tf.TensorSpec((None, None, width, 4), tf.float64)])
     np.testing.assert_allclose(unknown(table).numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("side", [1, 2, 9])
+def test_pair_sum_gradient_on_sides_shorter_than_its_parts(side):
+    # With the side unknown the gradient is made in 8 parts of rows, some
+    # of them empty here.
+    rng = np.random.default_rng(side)
+    width = 3
+    table = tf.constant(rng.normal(size=(2, side, width, 2)), tf.float64)
+    pattern = (np.arange(side) % width).astype(np.int32)
+    rows, cols = np.triu_indices(side)
+    weights = rng.normal(size=(2, len(rows), 2))
+    for pat, p in ((None, np.zeros(side, np.int32)), (tf.constant(pattern), pattern)):
+        want = np.zeros((2, side, width, 2))
+        np.add.at(want, (slice(None), rows, p[cols]), weights)
+        np.add.at(want, (slice(None), cols, p[rows]), weights)
+
+        @tf.function(input_signature=[tf.TensorSpec((None, None, width, 2), tf.float64)])
+        def grad(t, pat=pat):
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                loss = tf.reduce_sum(upper.pair_sum(t, pat) * weights)
+            return tape.gradient(loss, t)
+
+        np.testing.assert_allclose(grad(table).numpy(), want, rtol=1e-12, atol=1e-12)
