@@ -16,6 +16,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHMARKS = os.path.join(HERE, "..", "benchmarks")
 
 
+def _benchmark(name):
+    """Import the script ``benchmarks/<name>.py``."""
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(BENCHMARKS)
+
+
 @pytest.fixture(scope="module")
 def reproduce_rna():
     sys.path.insert(0, BENCHMARKS)
@@ -112,11 +121,7 @@ PROTEIN = os.path.join(HERE, "..", "..", "shared", "data", "protein")
     reason="../shared/data/protein (CATH and TS50 chains) is not present",
 )
 def test_contact_reproduction_on_a_few_real_chains(tmp_path):
-    sys.path.insert(0, BENCHMARKS)
-    try:
-        reproduce_contact = importlib.import_module("reproduce_contact")
-    finally:
-        sys.path.remove(BENCHMARKS)
+    reproduce_contact = _benchmark("reproduce_contact")
     from keras_symconv.data.protein import read_protein_json
 
     work = tmp_path / "work"
@@ -172,11 +177,7 @@ def test_output_bias_starts_every_model_at_the_prior():
 
 def test_scosrec_report_pools_seeds_trained_in_different_work_folders(tmp_path):
     """Seeds run on different machines (work folders) are reported together."""
-    sys.path.insert(0, BENCHMARKS)
-    try:
-        reproduce_scosrec = importlib.import_module("reproduce_scosrec")
-    finally:
-        sys.path.remove(BENCHMARKS)
+    reproduce_scosrec = _benchmark("reproduce_scosrec")
     data = tmp_path / "data"
     data.mkdir()
     rng = np.random.default_rng(0)
