@@ -408,7 +408,9 @@ class Run:
         return done is None or done["epochs"] != self.state["epochs_done"]
 
 
-def train_side_by_side(runs, epochs, batches, steps, validation, validate_every, deadline, logfile):
+def train_side_by_side(
+    runs, epochs, batches, steps, validation, validate_every, deadline, logfile, label=None
+):
     """Train ``runs`` one epoch each in turn, up to ``epochs``, from where they stopped.
 
     Args:
@@ -420,6 +422,8 @@ def train_side_by_side(runs, epochs, batches, steps, validation, validate_every,
             :meth:`Run.record_validation`.
         validate_every: validate after every N-th epoch, and after the last.
         deadline: ``time.time()`` after which no epoch is started, or None.
+        label: what the log's epoch lines start with (the experiment, where a
+            script trains several into one log), or None.
 
     Returns:
         False when stopped by the deadline (run again to resume), else True.
@@ -441,7 +445,8 @@ def train_side_by_side(runs, epochs, batches, steps, validation, validate_every,
             v = entry.get("valid")
             log(
                 logfile,
-                f"seed {run.seed} {run.kind:8s} epoch {entry['epoch']}: {entry['seconds']:.0f} s"
+                ("" if label is None else f"{label} ")
+                + f"seed {run.seed} {run.kind:8s} epoch {entry['epoch']}: {entry['seconds']:.0f} s"
                 f" loss {entry['loss']:.4f}"
                 + (
                     f"  valid {v['selection']:.4f}"

@@ -214,6 +214,7 @@ def train_all(args, sets):
                 args.validate_every,
                 deadline,
                 logfile,
+                label=name,
             ):
                 return False
             for run in runs:

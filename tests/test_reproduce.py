@@ -141,6 +141,9 @@ def test_contact_reproduction_on_a_few_real_chains(tmp_path):
     table = (tmp_path / "report" / "tables.md").read_text()
     assert "| ts50-25-100 | SCNN | 0 | valid long_L/5 | 1 / 1 | 1,364,788 (1,326,000) |" in table
     assert result["select"] == "long_L/5"
+    # the epoch lines name the experiment (several can share one log)
+    log = (work / "train.log").read_text()
+    assert "] ts50-25-100 seed 0 scnn     epoch 1: " in log, log
     # a run is never resumed under another epoch criterion
     with pytest.raises(SystemExit, match="trained with --select long_L/5"):
         reproduce_contact.main([*argv, "--select", "accuracy"])
