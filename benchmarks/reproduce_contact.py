@@ -347,32 +347,38 @@ def report(args):
 
 
 def figure(args, found):
-    """Fig. 2 analogue for one TS50 chain: native contacts beside CNN and SCNN."""
+    """Fig. 2 analogue for one TS50 chain: native contacts beside CNN and SCNN.
+
+    Drawn from the lowest seed of ts50-25-100 that has a finished CNN and
+    SCNN run among all the runs kept, not among this command's ``--seeds``:
+    the figure must not change with whichever run finished last. Where that
+    seed's predicted maps are not in ``--work`` (another machine trained
+    it), the figure is left as it is.
+    """
     from keras_symconv.cli import heatmap
     from keras_symconv.data.contact import contact_example
     from keras_symconv.data.protein import read_protein_json
 
-    by_kind = {
-        r["kind"]: r
-        for r in found
-        if r["experiment"] == "ts50-25-100" and r["seed"] == min(args.seeds)
-    }
-    if "cnn" not in by_kind or "scnn" not in by_kind:
+    ts50 = [r for r in found if r["experiment"] == "ts50-25-100"]
+    seeds = {kind: {r["seed"]: r for r in ts50 if r["kind"] == kind} for kind in ("cnn", "scnn")}
+    both = set(seeds["cnn"]) & set(seeds["scnn"])
+    if not both:
         return
-    name = by_kind["scnn"]["figure_chain"]
-    chain = next(
-        c for c in read_protein_json(os.path.join(args.protein, "ts50.json")) if c.name == name
-    )
-    example = contact_example(chain)
-    maps, titles = [task().native(example)], ["native (C-alpha < 8 A)"]
+    seed = min(both)
+    maps, titles = [], []
     for kind in ("cnn", "scnn"):
-        folder = os.path.join(args.work, "ts50-25-100", f"seed{by_kind[kind]['seed']}", kind)
-        path = os.path.join(folder, "figure_map.npy")
+        path = os.path.join(args.work, "ts50-25-100", f"seed{seed}", kind, "figure_map.npy")
         if not os.path.exists(path):
             print(f"heatmaps.png left as it is: {path} (the predicted map) is not here")
             return
         maps.append(np.load(path))
         titles.append(TITLES[kind])
+    name = seeds["scnn"][seed]["figure_chain"]
+    chain = next(
+        c for c in read_protein_json(os.path.join(args.protein, "ts50.json")) if c.name == name
+    )
+    maps.insert(0, task().native(contact_example(chain)))
+    titles.insert(0, "native (C-alpha < 8 A)")
     heatmap(
         os.path.join(args.out, "heatmaps.png"),
         maps,

@@ -149,6 +149,49 @@ def test_contact_reproduction_on_a_few_real_chains(tmp_path):
         reproduce_contact.main([*argv, "--select", "accuracy"])
 
 
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(PROTEIN, "ts50.json")),
+    reason="../shared/data/protein (CATH and TS50 chains) is not present",
+)
+def test_contact_figure_is_drawn_from_the_lowest_kept_seed(tmp_path, monkeypatch, capsys):
+    """Not from the lowest seed of the command that wrote the report last."""
+    import keras_symconv.cli
+
+    reproduce_contact = _benchmark("reproduce_contact")
+    from keras_symconv.data.protein import read_protein_json
+
+    chain = min(read_protein_json(os.path.join(PROTEIN, "ts50.json")), key=len)
+    work, out = tmp_path / "work", tmp_path / "report"
+    maps = {}
+    for seed in (0, 1):
+        for k, kind in enumerate(("cnn", "scnn")):
+            folder = work / "ts50-25-100" / f"seed{seed}" / kind
+            folder.mkdir(parents=True)
+            result = {
+                "experiment": "ts50-25-100", "kind": kind, "seed": seed, "settings": {},
+                "figure_chain": chain.name, "trainable_params": 1, "seconds_per_epoch": 1.0,
+                "test": {key: 0.5 for key in ("ppv", "sensitivity", "accuracy",
+                                              *reproduce_contact.PRECISION_KEYS)},
+            }  # fmt: skip
+            (folder / "result.json").write_text(json.dumps(result))
+            maps[seed, kind] = np.full((len(chain), len(chain)), 0.1 + 0.2 * seed + 0.4 * k)
+            np.save(folder / "figure_map.npy", maps[seed, kind].astype(np.float32))
+    drawn = []
+    monkeypatch.setattr(keras_symconv.cli, "heatmap", lambda path, m, t, **kw: drawn.append(m))
+    argv = ["--protein", PROTEIN, "--work", str(work), "--out", str(out), "--report"]
+    assert reproduce_contact.main([*argv, "--seeds", "1"]) == 0
+    assert len(drawn) == 1 and len(drawn[0]) == 3
+    np.testing.assert_array_equal(drawn[0][1], maps[0, "cnn"].astype(np.float32))
+    np.testing.assert_array_equal(drawn[0][2], maps[0, "scnn"].astype(np.float32))
+    # Seed 0 is kept in the report folder but its maps are gone from the
+    # work folder (trained on another machine): the figure is left alone
+    # rather than redrawn from seed 1.
+    (work / "ts50-25-100" / "seed0" / "cnn" / "figure_map.npy").unlink()
+    assert reproduce_contact.main([*argv, "--seeds", "1"]) == 0
+    assert len(drawn) == 1
+    assert "heatmaps.png left as it is" in capsys.readouterr().out
+
+
 def test_prior_logit_counts_the_loss_positions(reproduce_rna):
     """Strict upper triangle, ignored labels left out; log(w r / (1 - r))."""
     import tensorflow as tf
