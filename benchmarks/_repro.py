@@ -22,9 +22,7 @@ import time
 
 import numpy as np
 
-#: Decoding thresholds tried on the validation set.
-THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(2, 19))
-
+from keras_symconv.training import THRESHOLDS, choose_threshold, prior_logit  # noqa: F401
 
 MODELS = ("cnn", "cnn-sym", "scnn")
 
@@ -118,34 +116,6 @@ def add_prior_argument(parser):
         help="start the output logits at 0 as the paper (default: at the log-odds of the "
         "constant that minimizes the weighted loss on the training crops, for every model)",
     )
-
-
-def prior_logit(dataset, positive_weight):
-    """Initial output logit: the best constant prediction for the weighted loss.
-
-    Counts the native pairs among the valid strict-upper-triangle positions
-    of one pass of ``dataset`` (``(x, y)`` batches, ``y`` ``(b, L, L, 1)``
-    with negative labels ignored) as the loss does: rate ``r``. A constant
-    ``p`` minimizes ``w r (-log p) + (1 - r)(-log(1 - p))`` at
-    ``p / (1 - p) = w r / (1 - r)``; its log is returned.
-
-    Why: with batch norm before the output sigmoid, a plain CNN starts low
-    on the upper triangle by pushing the lower one (outside the loss) up,
-    while a symmetric map cannot, and waits for the batch norm's offset to
-    drift; starting every model at the prior removes that head start from
-    short comparisons.
-    """
-    positives = total = 0.0
-    for _, y in dataset.as_numpy_iterator():
-        y = y[..., 0]
-        upper = np.triu(np.ones(y.shape[1:], bool), 1)[None]
-        valid = upper & (y >= 0)
-        positives += float(np.sum((y > 0.5) & valid))
-        total += float(np.sum(valid))
-    if positives == 0 or positives == total:
-        raise SystemExit("the training crops have no pair (or only pairs): no prior")
-    rate = positives / total
-    return round(float(np.log(positive_weight * rate / (1 - rate))), 6)
 
 
 def pin(runs, key, value, legacy, option):
@@ -356,13 +326,13 @@ class Run:
         if self.forward is None:
             self.forward = traced_forward(self.model, task.inputs(items[0]))
         maps, _ = predict_maps(self.model, items, task, self.forward, warm_up=False)
-        by_threshold = {str(t): score(items, maps, t) for t in THRESHOLDS}
+        at_half = score(items, maps, 0.5)
         # The threshold by "threshold_selection" where the score has one (a
         # threshold-free epoch criterion), else by the epoch criterion itself.
-        key = "threshold_selection" if "threshold_selection" in by_threshold["0.5"] else "selection"
-        threshold = max(THRESHOLDS, key=lambda t: by_threshold[str(t)][key])
-        entry["valid_at_0.5"] = by_threshold["0.5"]
-        self.record_validation(entry, {"threshold": threshold, **by_threshold[str(threshold)]})
+        key = "threshold_selection" if "threshold_selection" in at_half else "selection"
+        threshold, by_threshold = choose_threshold(lambda t: score(items, maps, t), key=key)
+        entry["valid_at_0.5"] = by_threshold[0.5]
+        self.record_validation(entry, {"threshold": threshold, **by_threshold[threshold]})
 
     def record_validation(self, entry, figures):
         """Store the validation ``figures`` (with a ``"selection"`` key); keep the best model."""

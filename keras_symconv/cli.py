@@ -2,8 +2,9 @@
 
     symconv rna train    (--data PATH... | --synthetic N) --model scnn|cnn|cnn-sym --out DIR
     symconv rna compare  (--data PATH... | --synthetic N) --out DIR
-    symconv rna predict  MODEL INPUT... --out DIR
+    symconv rna predict  [MODEL] INPUT... --out DIR   (MODEL: a .keras file or a preset)
     symconv rna evaluate MODEL DATA...
+    symconv rna models                                (the shipped presets)
     symconv contact train|compare|predict|evaluate ... (the same, for proteins)
     symconv rec train    (--data FILE... | --train F --test F) --model scosrec|cosrec --out DIR
     symconv rec evaluate MODEL [data options]    (sequential recommendation)
@@ -19,6 +20,8 @@ import os
 import re
 import sys
 import time
+
+from keras_symconv.training import write_decoding
 
 __all__ = ["main", "build_parser"]
 
@@ -250,9 +253,19 @@ def read_keras_file(path):
     return model
 
 
+def model_file(name):
+    """The ``.keras`` file of a model argument: a shipped preset's name, or a path."""
+    from keras_symconv.pretrained import list_presets, preset_path
+
+    if not name.endswith(".keras") and name in list_presets():
+        return preset_path(name)
+    return name
+
+
 def load_model(path, task=None):
-    """Load a ``.keras`` model made by this package for ``task``, with clear errors."""
+    """Load a ``.keras`` model (or preset) made by this package for ``task``, with clear errors."""
     task = task or TASKS["rna"]
+    path = model_file(path)
     model = read_keras_file(path)
     inputs, outputs = model.inputs, model.outputs
     if (
@@ -289,22 +302,64 @@ def make_predictor(model, task=None):
     ).numpy()
 
 
-def evaluate_structures(predict, items, threshold=0.5, strict=False, task=None):
-    """Decoded metrics (see :func:`keras_symconv.metrics.pair_metrics`) and timing."""
-    from keras_symconv.metrics import pair_metrics
-
+def predict_items(predict, items, task=None):
+    """Probability maps of ``items`` (restricted as the task scores them) and seconds per item."""
     task = task or TASKS["rna"]
     start = time.perf_counter()
     probs = [predict(item) for item in items]
     seconds = (time.perf_counter() - start) / len(items)
-    probs = [task.restrict(item, prob) for item, prob in zip(items, probs, strict=True)]
+    return [task.restrict(item, p) for item, p in zip(items, probs, strict=True)], seconds
+
+
+def score_items(items, probs, threshold=0.5, strict=False, task=None):
+    """Decoded metrics (see :func:`keras_symconv.metrics.pair_metrics`) of predicted maps."""
+    from keras_symconv.metrics import pair_metrics
+
+    task = task or TASKS["rna"]
     natives = [task.native(item) for item in items]
     result = pair_metrics(natives, probs, threshold, strict)
     result.update(task.extra_metrics(items, probs))
-    result["seconds_per_sequence"] = seconds
     result["names"] = [item.name for item in items]
     result["families"] = [task.family(item) for item in items]
+    result["threshold"] = float(threshold)
     return result
+
+
+def evaluate_structures(predict, items, threshold=0.5, strict=False, task=None):
+    """Decoded metrics (see :func:`keras_symconv.metrics.pair_metrics`) and timing."""
+    probs, seconds = predict_items(predict, items, task)
+    result = score_items(items, probs, threshold, strict, task)
+    result["seconds_per_sequence"] = seconds
+    return result
+
+
+def validation_threshold(items, probs, threshold=None, task=None):
+    """Score validation maps at ``threshold``, or at the best of the grid when it is None.
+
+    Returns the :func:`score_items` result at the threshold used (its
+    ``"threshold"`` key), chosen by accuracy on these maps over
+    :data:`keras_symconv.training.THRESHOLDS`.
+    """
+    from keras_symconv.training import choose_threshold
+
+    if threshold is not None:
+        return score_items(items, probs, threshold, task=task)
+    best, figures = choose_threshold(lambda t: score_items(items, probs, t, task=task))
+    return figures[best]
+
+
+def resolve_threshold(given, model_path):
+    """``(threshold, how)``: the given one, else the one stored in the model, else 0.5."""
+    from keras_symconv.training import read_decoding
+
+    if given is not None:
+        return float(given), "given with --threshold"
+    model_path = model_file(model_path)
+    stored = read_decoding(model_path) if model_path.endswith(".keras") else None
+    if stored is not None:
+        how = stored.get("chosen_on", "stored")
+        return float(stored["threshold"]), f"stored in the model ({how})"
+    return 0.5, "default; the model stores none"
 
 
 def _read_data(args, task):
@@ -351,6 +406,24 @@ def heatmap(path, maps, titles, suptitle=None):
 # --------------------------------------------------------------------------- training
 
 
+def output_prior(task, train, args):
+    """The models' initial output logit: the prior log-odds of the training crops, or 0.
+
+    One pass of the training pipeline (the run's seed and crop) is counted by
+    :func:`keras_symconv.training.prior_logit`; ``--no-output-prior`` starts
+    at 0 as the paper did.
+    """
+    if not getattr(args, "output_prior", True):
+        return 0.0
+    from keras_symconv.training import prior_logit
+
+    dataset = task.dataset(train, args.batch_size, args.crop, args.seed, drop_remainder=False)
+    try:
+        return prior_logit(dataset, args.positive_weight)
+    except ValueError as exc:
+        raise UsageError(f"--data: {exc} Give --no-output-prior to start at 0.") from exc
+
+
 def train_model(task, kind, train, valid, args, out_dir, strategy=None, verbose=1):
     """Train one model; write model.keras (best), savedmodel/, run.json. Returns a summary."""
     tf = _tf()
@@ -366,6 +439,7 @@ def train_model(task, kind, train, valid, args, out_dir, strategy=None, verbose=
         out_dir = os.path.join(out_dir, f"worker_{index}")
     os.makedirs(out_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
+    output_bias = output_prior(task, train, args)
 
     with strategy.scope():
         # Global batch statistics under a strategy, so that every replica
@@ -374,6 +448,7 @@ def train_model(task, kind, train, valid, args, out_dir, strategy=None, verbose=
             kind,
             synchronized_batch_norm=args.strategy != "default",
             batch_norm_momentum=args.bn_momentum,
+            output_bias=output_bias,
         )
         model.compile(
             optimizer=keras.optimizers.Adam(args.lr),
@@ -398,22 +473,39 @@ def train_model(task, kind, train, valid, args, out_dir, strategy=None, verbose=
 
     def end_of_epoch(epoch, seconds, logs):
         """Decoded validation metrics; keeps the best model. Updates `logs`."""
-        result = evaluate_structures(predict, valid, args.threshold, task=task)
+        probs, _ = predict_items(predict, valid, task)
+        result = validation_threshold(valid, probs, args.threshold, task)
         logs.update(
             val_ppv=result["ppv"], val_sen=result["sensitivity"], val_acc=result["accuracy"]
         )
         history.append(
-            {"epoch": epoch + 1, "seconds": seconds, **{k: float(v) for k, v in logs.items()}}
+            {
+                "epoch": epoch + 1,
+                "seconds": seconds,
+                "threshold": result["threshold"],
+                **{k: float(v) for k, v in logs.items()},
+            }
         )
         improved = result["accuracy"] > best_so_far[0]
         if improved:
             best_so_far[0] = result["accuracy"]
             model.save(model_path)
+            write_decoding(
+                model_path,
+                result["threshold"],
+                chosen_on="validation" if args.threshold is None else "given",
+                epoch=epoch + 1,
+                valid_sequences=len(valid),
+                valid_ppv=result["ppv"],
+                valid_sensitivity=result["sensitivity"],
+                valid_accuracy=result["accuracy"],
+            )
         if verbose != 1:  # the progress bar already shows val_ppv/val_sen/val_acc
             print(
                 f"epoch {epoch + 1}: {seconds:.1f}s  loss {logs.get('loss', float('nan')):.4f}"
                 f"  val PPV {result['ppv']:.3f}  Sen {result['sensitivity']:.3f}  "
-                f"Acc {result['accuracy']:.3f}" + ("  (best, saved)" if improved else ""),
+                f"Acc {result['accuracy']:.3f} (threshold {result['threshold']:g})"
+                + ("  (best, saved)" if improved else ""),
                 flush=True,
             )
 
@@ -441,7 +533,8 @@ def train_model(task, kind, train, valid, args, out_dir, strategy=None, verbose=
     best = load_model(model_path, task)
     best.export(os.path.join(out_dir, "savedmodel"), verbose=False)
     best_predict = make_predictor(best, task)
-    final = evaluate_structures(best_predict, valid, args.threshold, task=task)
+    threshold, _ = resolve_threshold(None, model_path)
+    final = evaluate_structures(best_predict, valid, threshold, task=task)
     summary = {
         "model": kind,
         "trainable_params": trainable_params(model),
@@ -452,6 +545,8 @@ def train_model(task, kind, train, valid, args, out_dir, strategy=None, verbose=
             k: v for k, v in final.items() if k not in ("per_sequence", "names", "families")
         },
         "inference_seconds_per_sequence": final["seconds_per_sequence"],
+        "threshold": threshold,
+        "output_bias": output_bias,
         "history": history,
         "settings": {k: v for k, v in vars(args).items() if k != "func"},
         "replicas": replicas,
@@ -522,14 +617,16 @@ def cmd_compare(args):
         )
         rows.append(summary)
     table = [
-        "| model | trainable params | train s/epoch | valid PPV | valid Sen | valid Acc |",
-        "|---|---|---|---|---|---|",
+        "| model | trainable params | train s/epoch | threshold | valid PPV | valid Sen "
+        "| valid Acc |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b = r["best_valid"]
         table.append(
             f"| {r['model']} | {r['trainable_params']:,} | {r['seconds_per_epoch']:.1f} "
-            f"| {b['ppv']:.3f} | {b['sensitivity']:.3f} | {b['accuracy']:.3f} |"
+            f"| {r['threshold']:g} | {b['ppv']:.3f} | {b['sensitivity']:.3f} "
+            f"| {b['accuracy']:.3f} |"
         )
     text = "\n".join(table)
     print(text)
@@ -572,28 +669,91 @@ def _stems():
     return stem
 
 
+def _model_and_inputs(arguments):
+    """``(model, inputs)``: the first argument is the model when it is a ``.keras``
+    file or a preset's name; otherwise the default preset predicts them all."""
+    from keras_symconv.pretrained import DEFAULT_RNA_PRESET, list_presets
+
+    first = arguments[0]
+    if first.endswith(".keras") or first in list_presets():
+        if len(arguments) == 1:
+            raise UsageError(f"{first}: a model, but no input files follow it")
+        return first, arguments[1:]
+    if DEFAULT_RNA_PRESET not in list_presets():
+        raise UsageError(
+            f"no model named and no {DEFAULT_RNA_PRESET} preset installed: give a .keras file"
+        )
+    return DEFAULT_RNA_PRESET, arguments
+
+
+def cmd_models(args):
+    """List the shipped presets with how they were trained and what they score."""
+    from keras_symconv.pretrained import list_presets, preset_metadata, preset_path
+
+    names = list_presets()
+    if not names:
+        print("no presets installed")
+        return 0
+    print("| preset | model | params | trained | threshold | valid Acc | test PPV / Sen / Acc "
+          "| date |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for name in names:
+        m = preset_metadata(name)
+        t, v, tr = m["test"], m["valid"], m["training"]
+        print(
+            f"| {name} | {m['model']} | {m['trainable_params']:,} | {tr['steps']} steps "
+            f"({tr['epochs']} epochs), crops {'/'.join(map(str, tr['crops']))} | "
+            f"{m['threshold']:g} | {v['accuracy']:.3f} | {t['ppv']:.3f} / {t['sensitivity']:.3f}"
+            f" / {t['accuracy']:.3f} | {m['date']} |"
+        )
+    print(f"data: {preset_metadata(names[0])['data']}")
+    if args.verbose:
+        for name in names:
+            print(f"\n{name} ({preset_path(name)}):")
+            print(json.dumps(preset_metadata(name), indent=1))
+    return 0
+
+
 def cmd_predict(args):
     if args.domain == "contact":
         return _predict_contacts(args)
-    from keras_symconv.data import RNAStructure, to_dot_bracket, write_ct
+    from keras_symconv.data import RNAStructure, dot_bracket_levels, write_bpseq, write_ct
     from keras_symconv.metrics import decode_pairs
 
-    model = load_model(args.model)
+    model_name, inputs = _model_and_inputs(args.inputs)
+    model = load_model(model_name)
+    threshold, how = resolve_threshold(args.threshold, model_name)
+    print(f"model {model_name}; decoding threshold {threshold:g} ({how})", flush=True)
     predict = make_predictor(model)
     os.makedirs(args.out, exist_ok=True)
     stem = _stems()
-    for name, sequence in _read_inputs(args.inputs):
+    for name, sequence in _read_inputs(inputs):
         structure = RNAStructure.from_pairs(name, sequence, [])
         prob = predict(structure)
-        pairs = decode_pairs(prob, args.threshold, strict=True)
+        pairs = decode_pairs(prob, threshold, strict=True)
         structure = RNAStructure.from_pairs(name, sequence, pairs)
         base = os.path.join(args.out, stem(name))
-        with open(base + ".dbn", "w") as handle:
-            handle.write(f">{name}\n{sequence}\n{to_dot_bracket(structure)}\n")
+        # The formats that hold any pairing first: a structure that
+        # dot-bracket cannot write in full must not cost them.
         write_ct(base + ".ct", [structure])
+        write_bpseq(base + ".bpseq", structure)
         if not args.no_png:
             heatmap(base + ".png", [prob], [f"{name} ({len(sequence)} nt)"])
-        print(f"{name}: {len(pairs)} pairs -> {base}.dbn", flush=True)
+        text, omitted = dot_bracket_levels(structure)
+        with open(base + ".dbn", "w") as handle:
+            handle.write(f">{name}\n{sequence}\n{text}\n")
+        if omitted:
+            shown = ", ".join(f"{i + 1}-{j + 1}" for i, j in omitted[:10])
+            more = f" and {len(omitted) - 10} more" if len(omitted) > 10 else ""
+            print(
+                f"symconv: warning: {name}: {len(omitted)} of {len(pairs)} pairs need more "
+                f"crossing levels than dot-bracket has; {base}.dbn leaves them out "
+                f"({shown}{more}); {base}.ct and .bpseq hold every pair",
+                file=sys.stderr,
+                flush=True,
+            )
+        suffixes = ".ct, .bpseq, .dbn" + ("" if args.no_png else ", .png")
+        print(f"{name}: {len(pairs)} pairs -> {base} ({suffixes})", flush=True)
     return 0
 
 
@@ -634,8 +794,9 @@ def cmd_evaluate(args):
     structures = task.read(args.data, args)
     if not structures:
         raise UsageError("no structures to evaluate")
+    threshold, how = resolve_threshold(args.threshold, args.model)
     result = evaluate_structures(
-        make_predictor(model, task), structures, args.threshold, args.strict, task=task
+        make_predictor(model, task), structures, threshold, args.strict, task=task
     )
     rows = [("all", list(range(len(structures))))]
     families = sorted({f for f in result["families"] if f})
@@ -649,7 +810,7 @@ def cmd_evaluate(args):
         summary[label] = {"n": len(idx), "ppv": ppv, "sensitivity": sen, "accuracy": acc}
         lines.append(f"| {label} | {len(idx)} | {ppv:.3f} | {sen:.3f} | {acc:.3f} |")
     decoding = "strict one pair per base" if args.strict else "the paper's (authors') rule"
-    print(f"decoding: {decoding}, threshold {args.threshold}")
+    print(f"decoding: {decoding}, threshold {threshold:g} ({how})")
     print("\n".join(lines))
     extra = {}
     for key in ("long_L", "long_L/2", "long_L/5", "medium_L", "medium_L/2", "medium_L/5"):
@@ -720,7 +881,20 @@ def _add_training_args(p, domain):
         "before the moving statistics used at inference settle; the "
         "default 0.9 suits short runs)",
     )
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="decoding threshold (default: chosen each epoch on the validation set from "
+        "0.10, 0.15, ..., 0.90 and stored in model.keras with the best epoch)",
+    )
+    p.add_argument(
+        "--no-output-prior",
+        dest="output_prior",
+        action="store_false",
+        help="start the output logits at 0, as the paper (default: at the prior log-odds "
+        "of a pair in the training crops, for every model)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--jit",
@@ -757,6 +931,12 @@ def _add_length(group):
     )
 
 
+THRESHOLD_HELP = (
+    "decoding threshold (default: the one stored in the model, chosen on the validation "
+    "set when it was trained; 0.5 for a model that stores none)"
+)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="symconv", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="domain", required=True)
@@ -780,27 +960,39 @@ def build_parser():
         p.set_defaults(func=cmd_compare)
 
         p = cmds.add_parser("predict", help="predict pair maps")
-        p.add_argument("model", help=f"a .keras file written by 'symconv {domain} train'")
         if domain == "rna":
-            p.add_argument("inputs", nargs="+", help=".fa/.fasta files, or structure files/folders")
+            p.add_argument(
+                "inputs",
+                nargs="+",
+                metavar="[MODEL] INPUT",
+                help="the model (a .keras file written by 'symconv rna train', or a preset "
+                "name: see 'symconv rna models'; default: the strand16s-scnn preset), then "
+                ".fa/.fasta files, or structure files/folders",
+            )
         else:
+            p.add_argument("model", help=f"a .keras file written by 'symconv {domain} train'")
             p.add_argument("inputs", nargs="+", help=".json / .pdb files or folders")
             p.add_argument("--top", type=int, default=None, help="at most this many RR lines")
             _add_length(p)
         p.add_argument("--out", required=True, metavar="DIR")
-        p.add_argument("--threshold", type=float, default=0.5)
+        p.add_argument("--threshold", type=float, default=None, help=THRESHOLD_HELP)
         p.add_argument("--no-png", action="store_true", help="skip the heatmaps")
         p.set_defaults(func=cmd_predict)
 
         p = cmds.add_parser("evaluate", help="the paper's metrics on structure files")
-        p.add_argument("model")
+        p.add_argument("model", help="a .keras file" + (" or a preset name" if domain == "rna"
+                                                        else ""))  # fmt: skip
         p.add_argument("data", nargs="+", help="structure files or folders")
-        p.add_argument("--threshold", type=float, default=0.5)
+        p.add_argument("--threshold", type=float, default=None, help=THRESHOLD_HELP)
         p.add_argument("--strict", action="store_true", help="strict one-pair-per-base decoding")
         p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
         if domain == "contact":
             _add_length(p)
         p.set_defaults(func=cmd_evaluate)
+        if domain == "rna":
+            p = cmds.add_parser("models", help="list the shipped trained models (presets)")
+            p.add_argument("--verbose", action="store_true", help="also print each description")
+            p.set_defaults(func=cmd_models)
     from keras_symconv import cli_rec
 
     cli_rec.add_parser(sub)

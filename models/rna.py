@@ -69,7 +69,22 @@ def _build(symmetric, symmetrize_output, name, **overrides):
     return keras.Model(sequence, out, name=name)
 
 
-def build_rna_scnn(name="rna_scnn", **kwargs):
+def _with_weights(model, weights, kind):
+    from keras_symconv.pretrained import resolve_weights
+
+    path = resolve_weights(weights, kind)
+    if path is not None:
+        try:
+            model.load_weights(path)
+        except ValueError as exc:
+            raise ValueError(
+                f"Argument `weights`: {path} does not fit this model (were the architecture "
+                f"arguments changed?): {exc}"
+            ) from exc
+    return model
+
+
+def build_rna_scnn(name="rna_scnn", weights=None, **kwargs):
     """The paper's RNA SCNN: symmetric by construction.
 
     Keyword arguments (defaults are the paper's): ``lstm_units`` (75),
@@ -99,6 +114,12 @@ def build_rna_scnn(name="rna_scnn", **kwargs):
     (``"auto"``, the ``compute`` argument of every
     :class:`~keras_symconv.SymmetryPreserving2D`).
 
+    ``weights``: None (random start), ``"strand16s"`` (the shipped preset
+    trained on the 16S rRNA split, see :mod:`keras_symconv.pretrained` and
+    ``symconv rna models``), a preset name, or a ``.keras`` /
+    ``.weights.h5`` file. Weights load into any ``fused`` / ``layout`` /
+    ``compute`` choice, not into changed architecture arguments.
+
     Returns:
         A Functional ``keras.Model``: ``(batch, L, 5) -> (batch, L, L, 1)``,
         built only from registered layers (``.keras`` files load with
@@ -110,17 +131,18 @@ def build_rna_scnn(name="rna_scnn", **kwargs):
     >>> sum(int(w.numpy().size) for w in model.trainable_weights)
     239318
     """
-    return _build(True, False, name, **kwargs)
+    return _with_weights(_build(True, False, name, **kwargs), weights, "scnn")
 
 
-def build_rna_cnn(symmetrize_output=False, name=None, **kwargs):
+def build_rna_cnn(symmetrize_output=False, name=None, weights=None, **kwargs):
     """The paper's plain-CNN baseline, the same hyperparameters with ``Conv2D``.
 
     Args:
         symmetrize_output: return ``(Y + Y^T) / 2`` of the output map (the
             common after-the-fact symmetrization), a third model to compare.
         name: model name (default ``rna_cnn`` or ``rna_cnn_sym``).
+        weights: as :func:`build_rna_scnn` (``"strand16s"``: the CNN preset).
         **kwargs: as :func:`build_rna_scnn`.
     """
     name = name or ("rna_cnn_sym" if symmetrize_output else "rna_cnn")
-    return _build(False, symmetrize_output, name, **kwargs)
+    return _with_weights(_build(False, symmetrize_output, name, **kwargs), weights, "cnn")

@@ -14,6 +14,7 @@ import tensorflow as tf
 import keras_symconv as ks
 from keras_symconv import data
 from keras_symconv.cli import main
+from keras_symconv.training import THRESHOLDS, read_decoding
 
 TINY_TRAIN = [
     "--synthetic", "12", "--synthetic-length", "20", "28", "--epochs", "2",
@@ -37,6 +38,15 @@ def test_train_writes_model_savedmodel_and_json(trained):
     assert run["settings"]["epochs"] == 2 and run["settings"]["lr"] == 2e-3
     best = max(h["val_acc"] for h in run["history"])
     assert run["best_valid"]["accuracy"] == pytest.approx(best, abs=1e-6)
+    # The threshold was chosen on validation and is stored in model.keras;
+    # the output started at the prior log-odds of the training crops.
+    stored = read_decoding(str(trained / "model.keras"))
+    assert stored["chosen_on"] == "validation" and stored["threshold"] in THRESHOLDS
+    assert run["threshold"] == stored["threshold"]
+    assert stored["valid_accuracy"] == pytest.approx(best, abs=1e-6)
+    best_epoch = max(run["history"], key=lambda h: h["val_acc"])
+    assert best_epoch["threshold"] == stored["threshold"] == run["best_valid"]["threshold"]
+    assert -8 < run["output_bias"] < 0
     model = keras.saving.load_model(trained / "model.keras", safe_mode=True)
     served = tf.saved_model.load(str(trained / "savedmodel"))
     for length in (17, 33):
@@ -65,8 +75,50 @@ def test_predict_writes_structures_and_heatmaps(trained, tmp_path, capsys):
         np.testing.assert_array_equal(db.partners, ctr.partners)
         png = (out / f"{stem}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+        (bp,) = data.read_bpseq(str(out / f"{stem}.bpseq"))
+        np.testing.assert_array_equal(bp.partners, ctr.partners)
     assert (out / "x.ct.png").exists()
-    assert "seq one:" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "seq one:" in text
+    threshold = read_decoding(str(trained / "model.keras"))["threshold"]
+    assert f"decoding threshold {threshold:g} (stored in the model (validation))" in text
+    assert main(["rna", "predict", str(trained / "model.keras"), str(fasta), "--out", str(out),
+                 "--threshold", "0.7", "--no-png"]) == 0  # fmt: skip
+    assert "decoding threshold 0.7 (given with --threshold)" in capsys.readouterr().out
+
+
+def test_predict_writes_every_file_when_dot_bracket_cannot_hold_the_pairs(
+    trained, tmp_path, monkeypatch, capsys
+):
+    """40 mutually crossing pairs need 40 bracket kinds; dot-bracket has 30."""
+    import keras_symconv.cli as cli
+
+    def crossing_map(structure):
+        length = len(structure)
+        prob = np.zeros((length, length), np.float32)
+        if length == 80:
+            for i in range(40):  # (i, i + 40) crosses every other such pair
+                prob[i, i + 40] = prob[i + 40, i] = 0.99
+        return prob
+
+    monkeypatch.setattr(cli, "make_predictor", lambda model, task=None: crossing_map)
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(f">knotty\n{'GC' * 40}\n>next\n{'A' * 20}\n")
+    out = tmp_path / "pred"
+    assert main(["rna", "predict", str(trained / "model.keras"), str(fasta), "--out", str(out),
+                 "--threshold", "0.5"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    expected = [(i, i + 40) for i in range(40)]
+    (ct,) = data.read_ct(str(out / "knotty.ct"))
+    (bp,) = data.read_bpseq(str(out / "knotty.bpseq"))
+    assert sorted(ct.pairs) == sorted(bp.pairs) == expected
+    assert (out / "knotty.png").read_bytes()[:4] == b"\x89PNG"
+    (db,) = data.read_dot_bracket(str(out / "knotty.dbn"))
+    written = sorted(db.pairs)
+    assert len(written) == 30 and set(written) <= set(expected)
+    assert "knotty: 10 of 40 pairs need more crossing levels than dot-bracket has" in captured.err
+    # The next sequence was predicted too.
+    assert "next: 0 pairs" in captured.out and (out / "next.ct").exists()
 
 
 def test_evaluate_prints_table_per_family(trained, tmp_path, capsys):
@@ -83,6 +135,7 @@ def test_evaluate_prints_table_per_family(trained, tmp_path, capsys):
     )
     text = capsys.readouterr().out
     assert "| all | 4 |" in text and "| famA | 2 |" in text and "| famB | 2 |" in text
+    assert "threshold" in text and "(stored in the model (validation))" in text
     summary = json.loads(report.read_text())["summary"]
     per_family = (summary["famA"]["accuracy"] + summary["famB"]["accuracy"]) / 2
     assert summary["all"]["accuracy"] == pytest.approx(per_family)

@@ -192,21 +192,6 @@ def test_contact_figure_is_drawn_from_the_lowest_kept_seed(tmp_path, monkeypatch
     assert "heatmaps.png left as it is" in capsys.readouterr().out
 
 
-def test_prior_logit_counts_the_loss_positions(reproduce_rna):
-    """Strict upper triangle, ignored labels left out; log(w r / (1 - r))."""
-    import tensorflow as tf
-    from _repro import prior_logit
-
-    y = np.zeros((2, 4, 4, 1), np.float32)
-    y[0, 0, 1] = y[0, 1, 0] = 1  # one pair (both triangles, counted once)
-    y[1, 2, 3] = y[1, 3, 2] = 1
-    y[1, 0, :] = y[1, :, 0] = -1  # a masked residue: 3 of sample 1's 6 positions
-    y[0, 2, 2] = 1  # the diagonal is no pair
-    dataset = tf.data.Dataset.from_tensor_slices((np.zeros((2, 4, 5), np.float32), y)).batch(1)
-    rate = 2 / (6 + 3)
-    assert prior_logit(dataset, 5.0) == pytest.approx(np.log(5 * rate / (1 - rate)), abs=1e-6)
-
-
 def test_output_bias_starts_every_model_at_the_prior():
     from keras_symconv.models import build_contact_cnn, build_rna_cnn, build_rna_scnn
 

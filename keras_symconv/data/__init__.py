@@ -22,6 +22,7 @@ from keras_symconv.data.recsys import (
 from keras_symconv.data.rna import (
     BASES,
     RNAStructure,
+    dot_bracket_levels,
     encode_sequence,
     one_hot,
     parse_dot_bracket,
@@ -47,6 +48,7 @@ __all__ = [
     "virtual_cb",
     "BASES",
     "RNAStructure",
+    "dot_bracket_levels",
     "encode_sequence",
     "one_hot",
     "parse_dot_bracket",

@@ -45,6 +45,7 @@ __all__ = [
     "read_structures",
     "parse_dot_bracket",
     "to_dot_bracket",
+    "dot_bracket_levels",
     "write_ct",
     "write_bpseq",
     "write_dot_bracket",
@@ -469,14 +470,21 @@ def _read_one(path, family):
 # --------------------------------------------------------------------------- writers
 
 
-def to_dot_bracket(structure: RNAStructure) -> str:
-    """Dot-bracket string; crossing pairs get ``[]``, ``{}``, ``<>``, ``Aa``...
+def dot_bracket_levels(structure: RNAStructure) -> tuple[str, list[tuple[int, int]]]:
+    """Dot-bracket string of the pairs it can write, and the pairs left out.
 
     Pairs are assigned, in order of their opening base, to the first bracket
-    kind none of whose pairs they cross.
+    kind (``()``, ``[]``, ``{}``, ``<>``, ``Aa`` ... ``Zz``: 30 in all) none of
+    whose pairs they cross. A pair that would need a 31st kind is left out
+    of the string and returned instead, so that nothing is lost silently:
+    the ``.ct`` and ``.bpseq`` formats hold any pairing.
+
+    Returns:
+        ``(text, omitted)``: the string, and the 0-based pairs ``(i, j)`` not in it.
     """
     chars = ["."] * len(structure)
     levels: list[list[tuple[int, int]]] = []
+    omitted = []
     for i, j in structure.pairs:
         level = next(
             (
@@ -486,13 +494,33 @@ def to_dot_bracket(structure: RNAStructure) -> str:
             ),
             len(levels),
         )
+        if level >= len(_OPENERS):
+            omitted.append((int(i), int(j)))
+            continue
         if level == len(levels):
             levels.append([])
         levels[level].append((i, j))
-        if level >= len(_OPENERS):
-            raise ValueError(f"{structure.name}: too many crossing pair levels for dot-bracket")
         chars[i], chars[j] = _OPENERS[level], _CLOSERS[level]
-    return "".join(chars)
+    return "".join(chars), omitted
+
+
+def to_dot_bracket(structure: RNAStructure) -> str:
+    """Dot-bracket string; crossing pairs get ``[]``, ``{}``, ``<>``, ``Aa``...
+
+    Pairs are assigned, in order of their opening base, to the first bracket
+    kind none of whose pairs they cross.
+
+    Raises:
+        ValueError: the pairs need more than the 30 bracket kinds (see
+            :func:`dot_bracket_levels` to write what fits and list the rest).
+    """
+    text, omitted = dot_bracket_levels(structure)
+    if omitted:
+        raise ValueError(
+            f"{structure.name}: too many crossing pair levels for dot-bracket "
+            f"({len(omitted)} pairs need more than {len(_OPENERS)} bracket kinds)"
+        )
+    return text
 
 
 def write_dot_bracket(path, structures: Iterable[RNAStructure]):
