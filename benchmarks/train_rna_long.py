@@ -109,6 +109,13 @@ def parse_args(argv=None):
     )
     p.add_argument("--max-epochs", type=int, default=None, help="stop every model here")
     p.add_argument("--stop-after", type=float, default=None, metavar="MINUTES")
+    p.add_argument(
+        "--stop-after-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after N training steps in this call (all models together)",
+    )
     p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--report", action="store_true", help="only write curves.png and summary.md")
     p.add_argument(
@@ -192,8 +199,12 @@ class LongRun:
         os.replace(tmp, self.last_path)
         write_json(self.state_path, self.state)
 
-    def train_epoch(self, train, deadline, logfile):
-        """Train (the rest of) epoch ``state["epoch"]``; False if stopped by the deadline."""
+    def train_epoch(self, train, deadline, logfile, budget=None):
+        """Train (the rest of) epoch ``state["epoch"]``; False if stopped by the deadline.
+
+        ``budget``: a one-element list of steps this call may still take (None: no
+        limit), decreased here.
+        """
         from keras_symconv.data.pipeline import rna_training_dataset
 
         model = self.load()
@@ -220,7 +231,9 @@ class LongRun:
             self.state["step_in_epoch"] += 1
             self.state["steps"] += 1
             now = time.time()
-            if deadline is not None and now > deadline:
+            if budget is not None:
+                budget[0] -= 1
+            if (deadline is not None and now > deadline) or (budget and budget[0] <= 0):
                 self.save()
                 step = self.state["step_in_epoch"]
                 log(logfile, f"{self.kind} stopped in epoch {epoch + 1} at step {step} "
@@ -352,6 +365,7 @@ def train(args):
     full = args.valid_limit is None
     items = valid if full else sorted(valid, key=len)[: args.valid_limit]
     runs = [LongRun(args.out, kind, config) for kind in config["models"]]
+    budget = None if args.stop_after_steps is None else [args.stop_after_steps]
     while True:
         active = [r for r in runs if not r.state["done"]]
         if args.max_epochs is not None:
@@ -359,10 +373,10 @@ def train(args):
         if not active:
             break
         run = min(active, key=lambda r: (r.state["epoch"], r.state["steps"]))
-        if deadline is not None and time.time() > deadline:
+        if (deadline is not None and time.time() > deadline) or (budget and budget[0] <= 0):
             log(logfile, "stopping (--stop-after); run again to resume")
             return 3
-        if not run.train_epoch(train_items, deadline, logfile):
+        if not run.train_epoch(train_items, deadline, logfile, budget):
             return 3
         h = run.state["history"][-1]
         text = (f"{run.kind:4s} epoch {h['epoch']} (crop {h['crop']}, step {h['steps']}): "

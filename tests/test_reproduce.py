@@ -250,3 +250,81 @@ def test_scosrec_report_pools_seeds_trained_in_different_work_folders(tmp_path):
     assert reproduce_scosrec.main(argv("fourth", "--seeds", "2", "--lr", "0.01")) == 0
     with pytest.raises(SystemExit, match="different settings"):
         reproduce_scosrec.main(argv("third", "--seeds", "0", "2", "--report"))
+
+
+def _long_argv(data, out, extra=()):
+    return [
+        "--data", str(data), "--out", str(out), "--models", "scnn", "--batch-size", "2",
+        "--schedule", "16x1,20", "--validate-every", "1", "--max-epochs", "2",
+        "--policy", "float32", *extra,
+    ]  # fmt: skip
+
+
+def test_long_run_resumes_mid_epoch_to_the_same_weights(tmp_path):
+    """The checkpoint holds weights, optimizer state and data position (epoch, step)."""
+    import keras
+
+    import keras_symconv  # noqa: F401
+
+    train_long = _benchmark("train_rna_long")
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_split(data)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert train_long.main(_long_argv(data, whole)) == 0
+    # Stopped after 2 of epoch 1's 3 steps, then after 2 more (epoch 2's
+    # first), then to the end.
+    assert train_long.main(_long_argv(data, parts, ("--stop-after-steps", "2"))) == 3
+    state = json.loads((parts / "scnn" / "state.json").read_text())
+    assert (state["epoch"], state["step_in_epoch"], state["steps"]) == (0, 2, 2)
+    assert train_long.main(_long_argv(data, parts, ("--stop-after-steps", "2"))) == 3
+    state = json.loads((parts / "scnn" / "state.json").read_text())
+    assert (state["epoch"], state["step_in_epoch"], state["steps"]) == (1, 1, 4)
+    assert train_long.main(_long_argv(data, parts)) == 0
+
+    finals = []
+    for out in (whole, parts):
+        model = keras.saving.load_model(str(out / "scnn" / "last.keras"))
+        finals.append(([np.asarray(w) for w in model.weights], model.optimizer.iterations))
+    assert int(finals[0][1]) == int(finals[1][1]) == 6  # 6 sequences / batch 2, two epochs
+    for a, b in zip(finals[0][0], finals[1][0], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    state = json.loads((parts / "scnn" / "state.json").read_text())
+    assert [h["crop"] for h in state["history"]] == [16, 20]  # the schedule
+    assert [v["epoch"] for v in state["validations"]] == [1, 2]
+    from keras_symconv.training import THRESHOLDS
+
+    assert state["best"]["threshold"] in THRESHOLDS
+    assert (parts / "scnn" / "best.weights.h5").exists()
+    config = json.loads((parts / "config.json").read_text())
+    assert config["output_bias"] < 0 and config["schedule"] == [[16, 1], [20, None]]
+    # The recipe is pinned; the report draws the curves.
+    with pytest.raises(SystemExit, match="started with lr = 0.002, not 0.001"):
+        train_long.main(_long_argv(data, parts, ("--lr", "1e-3")))
+    assert train_long.main([*_long_argv(data, parts), "--report"]) == 0
+    assert (parts / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| SCNN | 2 | 6 | 20 |" in (parts / "summary.md").read_text()
+
+
+def test_long_run_convergence_rule():
+    train_long = _benchmark("train_rna_long")
+
+    def validations(accs, every=5):
+        return [{"epoch": every * (k + 1), "accuracy": a, "full": True} for k, a in enumerate(accs)]
+
+    # Best at epoch 10, then three without gain spanning 15 of 25 epochs.
+    assert train_long.converged(validations([0.3, 0.5, 0.4, 0.45, 0.49]), 25)
+    # Only two after the best.
+    assert not train_long.converged(validations([0.3, 0.4, 0.5, 0.45, 0.49]), 25)
+    # Three after the best, but spanning less than a quarter of the epochs.
+    late = [{"epoch": e, "accuracy": a, "full": True} for e, a in zip(
+        (37, 38, 39, 40), (0.5, 0.4, 0.4, 0.4), strict=True)]  # fmt: skip
+    assert not train_long.converged(late, 40)
+    early = [{**v, "epoch": v["epoch"] - 28} for v in late]  # epochs 9-12
+    assert train_long.converged(early, 12)  # the same span is a quarter of 12 epochs
+    # Quick-check validations (a subset) never count.
+    quick = [{**v, "full": False} for v in validations([0.3, 0.5, 0.4, 0.4, 0.4])]
+    assert not train_long.converged(quick, 25)
+    assert train_long.crop_of([(128, 2), (256, 1), (500, None)], 0) == 128
+    assert [train_long.crop_of([(128, 2), (256, 1), (500, None)], e) for e in range(5)] == [
+        128, 128, 256, 500, 500]  # fmt: skip
