@@ -45,9 +45,17 @@ from _repro import log, machine, predict_maps, read_json, traced_forward, write_
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "rna", "strand16s")
 OUT = os.path.join(HERE, "results", "rna_long")
 TITLES = {"scnn": "SCNN", "cnn": "CNN"}
-#: What config.json pins: a resumed run must use the same.
-PINNED = ("seed", "batch_size", "lr", "positive_weight", "bn_momentum", "policy", "schedule",
-          "models")  # fmt: skip
+#: The recipe of a new run (the paper's, but for the crop schedule), pinned in config.json.
+RECIPE = {
+    "seed": 0,
+    "batch_size": 10,
+    "lr": 2e-3,
+    "positive_weight": 5.0,
+    "bn_momentum": 0.9,
+    "policy": "float32",
+    "schedule": "128x40,256x40,500",
+    "models": ["scnn", "cnn"],
+}
 
 
 def parse_schedule(text):
@@ -91,15 +99,17 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default=DATA, help="folder with train.txt and valid.txt")
     p.add_argument("--out", default=OUT, help="run folder (in the repository: commit it)")
-    p.add_argument("--models", nargs="+", choices=tuple(TITLES), default=["scnn", "cnn"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--positive-weight", type=float, default=5.0)
-    p.add_argument("--bn-momentum", type=float, default=0.9)
-    p.add_argument("--policy", default="mixed_bfloat16", choices=("float32", "mixed_bfloat16"))
-    p.add_argument("--schedule", default="128x60,256x60,500", help="CROPxEPOCHS,...,CROP")
-    p.add_argument("--validate-every", type=int, default=10, help="epochs between validations")
+    # The recipe: defaults for a new run (RECIPE); a resumed run takes its
+    # config.json's, and refuses a value given here that differs.
+    p.add_argument("--models", nargs="+", choices=tuple(TITLES), default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--positive-weight", type=float, default=None)
+    p.add_argument("--bn-momentum", type=float, default=None)
+    p.add_argument("--policy", default=None, choices=("float32", "mixed_bfloat16"))
+    p.add_argument("--schedule", default=None, help="CROPxEPOCHS,...,CROP")
+    p.add_argument("--validate-every", type=int, default=5, help="epochs between validations")
     p.add_argument(
         "--valid-limit",
         type=int,
@@ -315,43 +325,43 @@ def read_data(folder):
 def make_config(args, train):
     """The recipe, pinned at the first start; a resumed run must match it."""
     path = os.path.join(args.out, "config.json")
-    wanted = {
-        "seed": args.seed,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "positive_weight": args.positive_weight,
-        "bn_momentum": args.bn_momentum,
-        "policy": args.policy,
-        "schedule": parse_schedule(args.schedule),
-        "models": sorted(args.models),
-    }
+    given = {key: getattr(args, key) for key in RECIPE if getattr(args, key) is not None}
+    if "schedule" in given:
+        given["schedule"] = [list(stage) for stage in parse_schedule(given["schedule"])]
+    if "models" in given:
+        given["models"] = sorted(given["models"])
     config = read_json(path)
     if config is not None:
-        wanted["schedule"] = [list(s) for s in wanted["schedule"]]
-        for key in PINNED:
-            if config[key] != wanted[key]:
+        for key, value in given.items():
+            if config[key] != value:
                 raise SystemExit(
-                    f"{path}: the run was started with {key} = {config[key]}, not {wanted[key]}; "
-                    "resume with the same, or give another --out"
+                    f"{path}: the run was started with {key} = {config[key]}, not {value}; "
+                    "resume with the same (or leave it out), or give another --out"
                 )
-        config["schedule"] = [tuple(s) for s in config["schedule"]]
     else:
         from keras_symconv.data.pipeline import rna_training_dataset
         from keras_symconv.training import prior_logit
 
+        wanted = {
+            **RECIPE,
+            "schedule": [list(stage) for stage in parse_schedule(RECIPE["schedule"])],
+            "models": sorted(RECIPE["models"]),
+            **given,
+        }
         first = rna_training_dataset(
-            train, args.batch_size, crop_of(wanted["schedule"], 0), seed=args.seed * 100_003,
-            drop_remainder=True,
+            train, wanted["batch_size"], crop_of(wanted["schedule"], 0),
+            seed=wanted["seed"] * 100_003, drop_remainder=True,
         )  # fmt: skip
         config = {
             **wanted,
-            "output_bias": prior_logit(first, args.positive_weight),
+            "output_bias": prior_logit(first, wanted["positive_weight"]),
             "l2": 1e-5,
             "train_sequences": len(train),
             "started": time.strftime("%Y-%m-%d %H:%M"),
         }
         os.makedirs(args.out, exist_ok=True)
         write_json(path, config)
+    config["schedule"] = [tuple(stage) for stage in config["schedule"]]
     config["checkpoint_minutes"] = args.checkpoint_minutes
     return config
 
