@@ -244,6 +244,18 @@ def predict_maps(model, items, task, forward=None, warm_up=True):
     return maps, seconds
 
 
+class RnaItems:
+    """What :func:`predict_maps` needs to know about RNA records."""
+
+    @staticmethod
+    def inputs(item):
+        return [item.one_hot()]
+
+    @staticmethod
+    def restrict(item, prob):
+        return prob
+
+
 def traced_forward(model, first):
     """``model`` as a traced function of one item; sides unknown, channels from ``first``."""
     import tensorflow as tf

@@ -32,6 +32,7 @@ sys.path.insert(0, HERE)
 
 from _repro import (  # noqa: E402
     MODELS,
+    RnaItems,
     Run,
     add_run_arguments,
     collect_results,
@@ -77,18 +78,6 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     return args
-
-
-class RnaItems:
-    """What ``_repro.predict_maps`` needs to know about RNA records."""
-
-    @staticmethod
-    def inputs(item):
-        return [item.one_hot()]
-
-    @staticmethod
-    def restrict(item, prob):
-        return prob
 
 
 def score(items, maps, threshold):

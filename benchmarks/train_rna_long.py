@@ -40,7 +40,15 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _repro import log, machine, predict_maps, read_json, traced_forward, write_json  # noqa: E402
+from _repro import (  # noqa: E402
+    RnaItems,
+    log,
+    machine,
+    predict_maps,
+    read_json,
+    traced_forward,
+    write_json,
+)
 
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "rna", "strand16s")
 OUT = os.path.join(HERE, "results", "rna_long")
@@ -274,7 +282,7 @@ class LongRun:
             self.forward = traced_forward(self.twin, [items[0].one_hot()])
         self.twin.set_weights(self.model.get_weights())
         start = time.perf_counter()
-        maps, _ = predict_maps(self.twin, items, _RnaItems, self.forward, warm_up=False)
+        maps, _ = predict_maps(self.twin, items, RnaItems, self.forward, warm_up=False)
         natives = [s.contact_map() for s in items]
         threshold, figures = choose_threshold(lambda t: pair_metrics(natives, maps, t))
         best = figures[threshold]
@@ -298,16 +306,6 @@ class LongRun:
             self.state["best"] = dict(entry)
             entry["best"] = True
         return entry
-
-
-class _RnaItems:
-    @staticmethod
-    def inputs(item):
-        return [item.one_hot()]
-
-    @staticmethod
-    def restrict(item, prob):
-        return prob
 
 
 def read_data(folder):
@@ -366,6 +364,22 @@ def make_config(args, train):
     return config
 
 
+def due(state, every, full):
+    """True when the run stands at an epoch end due for validation and has none there."""
+    epoch = state["epoch"]
+    if epoch == 0 or state["step_in_epoch"] or epoch % every:
+        return False
+    return not any(v["epoch"] == epoch and v["full"] == full for v in state["validations"])
+
+
+def validate_text(v):
+    return (
+        f"valid ({v['sequences']} seq) PPV/Sen/Acc {v['ppv']:.3f}/{v['sensitivity']:.3f}/"
+        f"{v['accuracy']:.3f} at {v['threshold']} (Acc {v['accuracy_at_0.5']:.3f} at 0.5; "
+        f"{v['seconds']:.0f} s)" + (" best" if v.get("best") else "")
+    )
+
+
 def train(args):
     train_items, valid = read_data(args.data)
     config = make_config(args, train_items)
@@ -383,6 +397,12 @@ def train(args):
         if not active:
             break
         run = min(active, key=lambda r: (r.state["epoch"], r.state["steps"]))
+        for other in active:  # a validation due at a resumed run's last epoch end
+            if due(other.state, args.validate_every, full):
+                other.load()
+                log(logfile, f"{other.kind:4s} epoch {other.state['epoch']}: "
+                    + validate_text(other.validate(items, full)))  # fmt: skip
+                other.save()
         if (deadline is not None and time.time() > deadline) or (budget and budget[0] <= 0):
             log(logfile, "stopping (--stop-after); run again to resume")
             return 3
@@ -391,12 +411,8 @@ def train(args):
         h = run.state["history"][-1]
         text = (f"{run.kind:4s} epoch {h['epoch']} (crop {h['crop']}, step {h['steps']}): "
                 f"{h['seconds']:.0f} s, loss {h['loss']:.4f}")  # fmt: skip
-        if run.state["epoch"] % args.validate_every == 0:
-            v = run.validate(items, full)
-            text += (f"; valid ({v['sequences']} seq) PPV/Sen/Acc {v['ppv']:.3f}/"
-                     f"{v['sensitivity']:.3f}/{v['accuracy']:.3f} at {v['threshold']} "
-                     f"(Acc {v['accuracy_at_0.5']:.3f} at 0.5; {v['seconds']:.0f} s)"
-                     + (" best" if v.get("best") else ""))  # fmt: skip
+        if due(run.state, args.validate_every, full):
+            text += "; " + validate_text(run.validate(items, full))
             if full and converged(run.state["validations"], run.state["epoch"]):
                 run.state["done"] = True
                 text += "; converged (no gain over the last three validations)"
@@ -494,9 +510,9 @@ def export_presets(args, folder=None):
         forward = traced_forward(model, [valid[0].one_hot()])
         threshold = best["threshold"]
         check = sorted(valid, key=len)[:CHECK_SEQUENCES]
-        maps, _ = predict_maps(model, check, _RnaItems, forward)
+        maps, _ = predict_maps(model, check, RnaItems, forward)
         m = pair_metrics([s.contact_map() for s in check], maps, threshold)
-        maps, seconds = predict_maps(model, test, _RnaItems, forward)
+        maps, seconds = predict_maps(model, test, RnaItems, forward)
         t = pair_metrics([s.contact_map() for s in test], maps, threshold)
         families = sorted({s.family for s in test})
         per_family = {
