@@ -75,7 +75,13 @@ def _with_weights(model, weights, kind):
     path = resolve_weights(weights, kind)
     if path is not None:
         try:
-            model.load_weights(path)
+            if path.endswith(".keras"):
+                # By order, not by layer path: a preset saved with one
+                # layout (or compute, or fused) loads into every other.
+                saved = keras.saving.load_model(path, safe_mode=True, compile=False)
+                model.set_weights(saved.get_weights())
+            else:
+                model.load_weights(path)
         except ValueError as exc:
             raise ValueError(
                 f"Argument `weights`: {path} does not fit this model (were the architecture "
