@@ -22,9 +22,11 @@ import time
 
 import numpy as np
 
+from keras_symconv.tasks import MODEL_KINDS, TASKS, build_model
 from keras_symconv.training import THRESHOLDS, choose_threshold, prior_logit  # noqa: F401
 
-MODELS = ("cnn", "cnn-sym", "scnn")
+#: The model kinds, in the order the reproductions train and report them.
+MODELS = tuple(sorted(MODEL_KINDS))
 
 
 def add_run_arguments(parser, name, epochs, crop, paper_crop):
@@ -83,7 +85,7 @@ def read_json(path, default=None):
 
 def machine():
     """One line naming the machine (CPU model included) and the software, for the logs."""
-    from layer_speed import machine as describe
+    from timing import machine as describe
 
     return describe()
 
@@ -97,15 +99,9 @@ def mean_sd(values, digits=3):
 
 
 def model_builder(build_symmetric, build_plain, bn_momentum, output_bias=0.0):
-    """``kind -> model`` for the kinds "scnn", "cnn" and "cnn-sym"."""
+    """``kind -> model`` for the kinds of :data:`keras_symconv.tasks.MODEL_KINDS`."""
     common = dict(batch_norm_momentum=bn_momentum, output_bias=output_bias)
-
-    def build(kind):
-        if kind == "scnn":
-            return build_symmetric(**common)
-        return build_plain(symmetrize_output=kind == "cnn-sym", **common)
-
-    return build
+    return lambda kind: build_model(kind, build_symmetric, build_plain, **common)
 
 
 def add_prior_argument(parser):
@@ -244,16 +240,8 @@ def predict_maps(model, items, task, forward=None, warm_up=True):
     return maps, seconds
 
 
-class RnaItems:
-    """What :func:`predict_maps` needs to know about RNA records."""
-
-    @staticmethod
-    def inputs(item):
-        return [item.one_hot()]
-
-    @staticmethod
-    def restrict(item, prob):
-        return prob
+#: What :func:`predict_maps` needs to know about RNA records (``inputs``, ``restrict``).
+RnaItems = TASKS["rna"]
 
 
 def traced_forward(model, first):

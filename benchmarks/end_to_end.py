@@ -13,7 +13,7 @@ inference at --contact-length), with the same hyperparameters:
 * peak memory: each (model, step) in a fresh process, the step being the
   ``tf.function`` of Keras' own ``train_step`` (or of the model's call, for
   inference) that ``train_on_batch`` / ``predict_on_batch`` run, traced
-  first; two figures (``layer_speed.step_peak_mib``): the resident-set
+  first; two figures (``timing.step_peak_mib``): the resident-set
   high-water mark of the first run above the resident set before it (with
   oneDNN on, TensorFlow's CPU allocator keeps freed memory, so only a first
   run shows it: one-time costs and the allocator's pool included), and
@@ -39,7 +39,7 @@ from keras_symconv.models import (  # noqa: E402
     build_rna_cnn,
     build_rna_scnn,
 )
-from layer_speed import (  # noqa: E402
+from timing import (  # noqa: E402
     machine,
     peak_ratio_text,
     peak_text,
@@ -120,7 +120,7 @@ def make_step(model, mode, x, y):
 
 
 def memory_step(model, mode, x, y):
-    """``(step, trace)`` for :func:`layer_speed.step_peak_mib`: one ``tf.function``.
+    """``(step, trace)`` for :func:`timing.step_peak_mib`: one ``tf.function``.
 
     What Keras' ``train_on_batch`` / ``fit`` / ``predict_on_batch`` run per
     batch (``model.train_step``, or the model's call with ``training=False``),

@@ -26,7 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras_symconv.models import build_rna_scnn  # noqa: E402
-from layer_speed import machine  # noqa: E402
+from timing import machine  # noqa: E402
 
 from keras_symconv import data  # noqa: E402
 from keras_symconv.data.pipeline import rna_training_dataset  # noqa: E402

@@ -4,7 +4,7 @@ Forward+backward (gradients w.r.t. the weights and the sequence) of
 FusedSymmetryGenerating2D against the unfused pair with the same weights:
 time side by side (interleaved, median of --reps after a warm-up), and the
 step's peak resident memory, each variant in a fresh process, the graph
-traced first (see layer_speed.step_peak_mib). The loss is the sum of squares of the output
+traced first (see timing.step_peak_mib). The loss is the sum of squares of the output
 map. A third variant, the fused layer with ``layout="upper"``, returns only
 the upper triangle and computes the same loss from it (entries off the
 diagonal counted twice), so its gradients are the same.
@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from layer_speed import (  # noqa: E402
+from timing import (  # noqa: E402
     machine,
     peak_ratio_text,
     peak_text,
@@ -34,9 +34,9 @@ import keras_symconv as ks  # noqa: E402
 
 def full_map_sum_of_squares(h):
     """``sum(Z^2)`` over the full map ``Z`` of ``h`` in the upper layout."""
-    side = ks.upper.side_of(int(h.shape[1]))
+    side = ks.ops.upper.side_of(int(h.shape[1]))
     diagonal = tf.scatter_nd(
-        ks.upper.diagonal_index(side)[:, None], tf.ones([side]), [int(h.shape[1])]
+        ks.ops.upper.diagonal_index(side)[:, None], tf.ones([side]), [int(h.shape[1])]
     )
     weight = 2.0 - diagonal  # entries off the diagonal stand for two
     return tf.reduce_sum(tf.square(h) * weight[:, None])

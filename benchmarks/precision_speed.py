@@ -75,7 +75,7 @@ def main():
     if args.child:
         policy, jit, crop = args.child
         return child(policy, jit == "on", int(crop), args.batch, args.reps)
-    from layer_speed import machine
+    from timing import machine
 
     print(f"# {machine()}; {datetime.date.today()}; batch {args.batch}, median of {args.reps}")
     print(

@@ -89,7 +89,7 @@ def parse_args(argv=None):
 
 
 def task():
-    from keras_symconv.cli import TASKS
+    from keras_symconv.tasks import TASKS
 
     return TASKS["contact"]
 
@@ -355,9 +355,9 @@ def figure(args, found):
     seed's predicted maps are not in ``--work`` (another machine trained
     it), the figure is left as it is.
     """
-    from keras_symconv.cli import heatmap
     from keras_symconv.data.contact import contact_example
     from keras_symconv.data.protein import read_protein_json
+    from keras_symconv.plotting import heatmap
 
     ts50 = [r for r in found if r["experiment"] == "ts50-25-100"]
     seeds = {kind: {r["seed"]: r for r in ts50 if r["kind"] == kind} for kind in ("cnn", "scnn")}

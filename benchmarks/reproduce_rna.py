@@ -341,7 +341,7 @@ def figure(args, split, results):
     """The Fig. 2 analogue: native map beside CNN and SCNN predictions (seed of the first run)."""
     if "cnn" not in results or "scnn" not in results:
         return
-    from keras_symconv.cli import heatmap
+    from keras_symconv.plotting import heatmap
 
     seed = results["scnn"][0]["seed"]
     name = results["scnn"][0]["figure_sequence"]

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from layer_speed import machine, make_steps, time_many  # noqa: E402
+from timing import machine, make_steps, time_many  # noqa: E402
 
 import keras_symconv as ks  # noqa: E402
 

@@ -27,19 +27,16 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from keras_symconv import (  # noqa: E402
     data,
     initializers,
-    kernels,
     layers,
     losses,
     metrics,
-    triangular,
-    upper,
+    ops,
     utils,
 )
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform  # noqa: E402
 from keras_symconv.layers import (  # noqa: E402
     FromUpper,
     FusedSymmetryGenerating2D,
-    ItemScorer,
     RunAfter,
     SelfCartesian,
     Symmetrize,
@@ -48,6 +45,7 @@ from keras_symconv.layers import (  # noqa: E402
     ToUpper,
     UpperBatchNormalization,
 )
+from keras_symconv.models.cosrec import ItemScorer  # noqa: E402  (registers it)
 from keras_symconv.utils import asymmetry, check_symmetric  # noqa: E402
 
 __version__ = "0.1.0"
@@ -71,10 +69,8 @@ __all__ = [
     "initializers",
     "losses",
     "metrics",
-    "kernels",
     "layers",
-    "triangular",
-    "upper",
+    "ops",
     "utils",
     "__version__",
 ]

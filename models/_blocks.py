@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_symconv import _validation as check
 from keras_symconv.layers import (
     FromUpper,
     FusedSymmetryGenerating2D,
@@ -70,8 +71,7 @@ class Blocks:
         self.fused = bool(fused)
         self.compute = compute
         self.output_bias = float(output_bias)
-        if layout not in ("full", "upper"):
-            raise ValueError(f"`layout` must be 'full' or 'upper'. Received: layout={layout!r}")
+        check.choice(layout, "layout", ("full", "upper"))
         # Maps between layers in the upper-triangle layout (symmetric networks only).
         self.upper = symmetric and layout == "upper"
 
@@ -169,10 +169,3 @@ class Blocks:
         )(sequence)
         h = keras.layers.Dense(dense_units, name="per_position_dense")(h)
         return keras.layers.Concatenate(name="features")([h, sequence])
-
-
-def check_overrides(defaults, overrides):
-    unknown = set(overrides) - set(defaults)
-    if unknown:
-        raise TypeError(f"Unknown argument(s): {sorted(unknown)}; expected {sorted(defaults)}")
-    return {**defaults, **overrides}

@@ -29,9 +29,9 @@ from keras_symconv.models._blocks import (
     COMMON_DEFAULTS,
     SYMMETRIC_DEFAULTS,
     Blocks,
-    check_overrides,
 )
 
+from keras_symconv import _validation as check
 from keras_symconv.layers import Symmetrize
 
 __all__ = ["build_contact_scnn", "build_contact_cnn", "PAPER_CONTACT_TRAINABLE_PARAMS"]
@@ -53,7 +53,7 @@ _DEFAULTS = dict(
 
 
 def _build(symmetric, symmetrize_output, name, **overrides):
-    cfg = check_overrides({**_DEFAULTS, **(SYMMETRIC_DEFAULTS if symmetric else {})}, overrides)
+    cfg = check.overrides({**_DEFAULTS, **(SYMMETRIC_DEFAULTS if symmetric else {})}, overrides)
     b = Blocks.from_config(symmetric, cfg)
     seq = keras.Input((None, cfg["n1d"]), name="sequence_features")
     pair = keras.Input((None, None, cfg["n2d"]), name="pair_features")

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from keras_symconv import _validation as check
 from keras_symconv.layers import (
     FusedSymmetryGenerating2D,
-    ItemScorer,
     SelfCartesian,
     SymmetryGenerating2D,
     SymmetryPreserving2D,
@@ -70,23 +71,89 @@ _DEFAULTS = dict(
 _SYMMETRIC_DEFAULTS = dict(fused=True, compute="auto")
 
 
-def _count(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"Argument `{name}` must be an integer >= {minimum}. Received: {value!r}")
-    return int(value)
+@keras.saving.register_keras_serializable(package="keras_symconv")
+class ItemScorer(keras.layers.Layer):
+    """Per-item output weights: ``score[b, k] = W[items[b, k]] . x[b] + bias[items[b, k]]``.
+
+    Called on ``[x, items]`` it looks up only the rows of the items to score
+    (training on targets and sampled negatives); called on ``x`` alone it
+    scores every item with one matrix product, ``x @ W^T + bias`` (ranking
+    at evaluation), without building anything per item.
+
+    Args:
+        num_items: rows of the item table (item ids ``0 .. num_items - 1``).
+        weight_initializer: default normal with stddev ``1 / dim`` (CosRec).
+        regularizer: applied to both the weights and the biases.
+
+    Input shape:
+        ``x (batch, dim)`` and optionally ``items (batch, K)`` int.
+
+    Output shape:
+        ``(batch, K)`` or ``(batch, num_items)``.
+    """
+
+    def __init__(self, num_items, weight_initializer=None, regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_items = check.integer(num_items, "num_items")
+        self.weight_initializer = (
+            keras.initializers.get(weight_initializer) if weight_initializer else None
+        )
+        self.regularizer = keras.regularizers.get(regularizer)
+
+    def build(self, input_shape):
+        x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        dim = x_shape[-1]
+        if dim is None:
+            raise ValueError(f"ItemScorer needs a known feature size. Received: {x_shape}")
+        init = self.weight_initializer or keras.initializers.RandomNormal(stddev=1.0 / dim)
+        self.item_weights = self.add_weight(
+            shape=(self.num_items, int(dim)),
+            initializer=init,
+            regularizer=self.regularizer,
+            name="item_weights",
+        )
+        self.item_bias = self.add_weight(
+            shape=(self.num_items,),
+            initializer="zeros",
+            regularizer=self.regularizer,
+            name="item_bias",
+        )
+
+    def call(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            x, items = inputs
+            items = tf.cast(items, "int32")
+            w = tf.gather(self.item_weights, items)
+            return tf.einsum("bkd,bd->bk", w, x) + tf.gather(self.item_bias, items)
+        return tf.matmul(inputs, self.item_weights, transpose_b=True) + self.item_bias
+
+    def compute_output_shape(self, input_shape):
+        if isinstance(input_shape[0], (list, tuple)):
+            return (input_shape[0][0], input_shape[1][1])
+        return (input_shape[0], self.num_items)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_items=self.num_items,
+            weight_initializer=(
+                keras.initializers.serialize(self.weight_initializer)
+                if self.weight_initializer
+                else None
+            ),
+            regularizer=keras.regularizers.serialize(self.regularizer),
+        )
+        return config
 
 
 def _build(symmetric, num_users, num_items, name, **overrides):
     defaults = {**_DEFAULTS, **(_SYMMETRIC_DEFAULTS if symmetric else {})}
-    unknown = set(overrides) - set(defaults)
-    if unknown:
-        raise TypeError(f"Unknown argument(s): {sorted(unknown)}; expected {sorted(defaults)}")
-    cfg = {**defaults, **overrides}
-    num_users = _count(num_users, "num_users")
-    num_items = _count(num_items, "num_items", 2)
-    length = _count(cfg["sequence_length"], "sequence_length")
-    dim = _count(cfg["embedding_dim"], "embedding_dim")
-    blocks = tuple(_count(f, "blocks") for f in cfg["blocks"])
+    cfg = check.overrides(defaults, overrides)
+    num_users = check.integer(num_users, "num_users")
+    num_items = check.integer(num_items, "num_items", 2)
+    length = check.integer(cfg["sequence_length"], "sequence_length")
+    dim = check.integer(cfg["embedding_dim"], "embedding_dim")
+    blocks = tuple(check.integer(f, "blocks") for f in cfg["blocks"])
     if not blocks or length - 2 * len(blocks) < 1:
         raise ValueError(
             f"Argument `blocks`: each block's 3x3 'valid' conv shrinks the {length}x{length} "
@@ -133,7 +200,7 @@ def _build(symmetric, num_users, num_items, name, **overrides):
         x = keras.layers.ReLU(name=f"block{k}_relu2")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dense(
-        _count(cfg["fc_units"], "fc_units"),
+        check.integer(cfg["fc_units"], "fc_units"),
         activation=cfg["fc_activation"],
         kernel_regularizer=reg,
         bias_regularizer=reg,

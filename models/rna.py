@@ -27,9 +27,9 @@ from keras_symconv.models._blocks import (
     COMMON_DEFAULTS,
     SYMMETRIC_DEFAULTS,
     Blocks,
-    check_overrides,
 )
 
+from keras_symconv import _validation as check
 from keras_symconv.layers import Symmetrize
 
 __all__ = ["build_rna_scnn", "build_rna_cnn", "PAPER_TRAINABLE_PARAMS"]
@@ -51,7 +51,7 @@ _DEFAULTS = dict(
 
 
 def _build(symmetric, symmetrize_output, name, **overrides):
-    cfg = check_overrides({**_DEFAULTS, **(SYMMETRIC_DEFAULTS if symmetric else {})}, overrides)
+    cfg = check.overrides({**_DEFAULTS, **(SYMMETRIC_DEFAULTS if symmetric else {})}, overrides)
     b = Blocks.from_config(symmetric, cfg)
     sequence = keras.Input((None, 5), name="sequence")
     features = b.sequence_features(sequence, cfg["lstm_units"], cfg["dense_units"])
@@ -113,7 +113,7 @@ def build_rna_scnn(name="rna_scnn", weights=None, **kwargs):
     weights load into the fused model with ``set_weights``), ``layout``
     (``"upper"``, the default: every map from the first generating layer
     to the output is kept in the upper-triangle layout of
-    :mod:`keras_symconv.upper`, half the activation memory, with
+    :mod:`keras_symconv.ops.upper`, half the activation memory, with
     :class:`~keras_symconv.UpperBatchNormalization` and a
     :class:`~keras_symconv.FromUpper` before the output; ``"full"``: full
     maps), ``compute``

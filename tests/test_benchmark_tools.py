@@ -9,7 +9,7 @@ import pytest
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCHMARKS)
 
-import layer_speed  # noqa: E402
+import timing  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc/self/clear_refs"
@@ -24,7 +24,7 @@ def _child(tmp_path, mib, traced_mib=0):
             import sys
             import numpy as np
             sys.path.insert(0, {BENCHMARKS!r})
-            from layer_speed import step_peak_mib
+            from timing import step_peak_mib
 
             kept = []
 
@@ -42,7 +42,7 @@ def _child(tmp_path, mib, traced_mib=0):
             """
         )
     )
-    return layer_speed.run_memory_child(str(script), [], runs=1).resident
+    return timing.run_memory_child(str(script), [], runs=1).resident
 
 
 def test_step_peak_memory_sees_a_known_allocation(tmp_path):
@@ -72,7 +72,7 @@ def test_memory_figure_is_the_median_of_fresh_processes(tmp_path):
             """
         )
     )
-    assert layer_speed.run_memory_child(str(script), [], runs=3) == (20.0, None)
+    assert timing.run_memory_child(str(script), [], runs=3) == (20.0, None)
     assert counter.read_text() == "3"
 
 
@@ -81,7 +81,7 @@ def test_interleaved_timing_returns_one_median_per_step():
 
     slow = lambda _: time.sleep(0.02)  # noqa: E731
     fast = lambda _: time.sleep(0.002)  # noqa: E731
-    t_slow, t_fast = layer_speed.time_many([slow, fast], None, reps=3, warmup=1)
+    t_slow, t_fast = timing.time_many([slow, fast], None, reps=3, warmup=1)
     assert t_slow > 5 * t_fast > 0
 
 
@@ -94,7 +94,7 @@ def _tf_child(tmp_path, mib_per_run):
             import sys
             import tensorflow as tf
             sys.path.insert(0, {BENCHMARKS!r})
-            from layer_speed import step_peak_mib
+            from timing import step_peak_mib
 
             sizes = iter({list(mib_per_run)!r})
 
@@ -105,7 +105,7 @@ def _tf_child(tmp_path, mib_per_run):
             """
         )
     )
-    peak = layer_speed.run_memory_child(str(script), [], runs=1)
+    peak = timing.run_memory_child(str(script), [], runs=1)
     if peak.allocator is None:
         pytest.skip("TensorFlow's CPU allocator keeps no statistics here (oneDNN off)")
     return peak

@@ -91,7 +91,7 @@ def test_predict_writes_every_file_when_dot_bracket_cannot_hold_the_pairs(
     trained, tmp_path, monkeypatch, capsys
 ):
     """40 mutually crossing pairs need 40 bracket kinds; dot-bracket has 30."""
-    import keras_symconv.cli as cli
+    import keras_symconv.cli.rna as rna_cli
 
     def crossing_map(structure):
         length = len(structure)
@@ -101,7 +101,7 @@ def test_predict_writes_every_file_when_dot_bracket_cannot_hold_the_pairs(
                 prob[i, i + 40] = prob[i + 40, i] = 0.99
         return prob
 
-    monkeypatch.setattr(cli, "make_predictor", lambda model, task=None: crossing_map)
+    monkeypatch.setattr(rna_cli, "make_predictor", lambda model, task=None: crossing_map)
     fasta = tmp_path / "in.fa"
     fasta.write_text(f">knotty\n{'GC' * 40}\n>next\n{'A' * 20}\n")
     out = tmp_path / "pred"
@@ -302,7 +302,9 @@ def test_contact_train_predict_evaluate(tmp_path, capsys):
     assert "| all | 8 |" in text and "top-L precision: long_L" in text
     # Masked residues never count: a perfect predictor that also claims pairs
     # with the residue lacking coordinates keeps PPV 1.
-    from keras_symconv.cli import TASKS, build_parser, evaluate_structures
+    from keras_symconv.cli import build_parser
+    from keras_symconv.inference import evaluate_structures
+    from keras_symconv.tasks import TASKS
 
     task = TASKS["contact"]
     parsed = build_parser().parse_args(["contact", "evaluate", model, str(data_file)])

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_symconv import kernels
 from keras_symconv.layers import SymmetryGenerating2D, SymmetryPreserving2D
+from keras_symconv.ops import kernels
 
 
 @pytest.mark.parametrize("c", range(1, 8))

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from layer_checks import run_layer_checks, self_cartesian_input, symmetric_input
 
 import keras_symconv as ks
-from keras_symconv import kernels
+from keras_symconv.ops import kernels
 
 
 @st.composite

@@ -155,7 +155,7 @@ def test_contact_reproduction_on_a_few_real_chains(tmp_path):
 )
 def test_contact_figure_is_drawn_from_the_lowest_kept_seed(tmp_path, monkeypatch, capsys):
     """Not from the lowest seed of the command that wrote the report last."""
-    import keras_symconv.cli
+    import keras_symconv.plotting
 
     reproduce_contact = _benchmark("reproduce_contact")
     from keras_symconv.data.protein import read_protein_json
@@ -177,7 +177,7 @@ def test_contact_figure_is_drawn_from_the_lowest_kept_seed(tmp_path, monkeypatch
             maps[seed, kind] = np.full((len(chain), len(chain)), 0.1 + 0.2 * seed + 0.4 * k)
             np.save(folder / "figure_map.npy", maps[seed, kind].astype(np.float32))
     drawn = []
-    monkeypatch.setattr(keras_symconv.cli, "heatmap", lambda path, m, t, **kw: drawn.append(m))
+    monkeypatch.setattr(keras_symconv.plotting, "heatmap", lambda path, m, t, **kw: drawn.append(m))
     argv = ["--protein", PROTEIN, "--work", str(work), "--out", str(out), "--report"]
     assert reproduce_contact.main([*argv, "--seeds", "1"]) == 0
     assert len(drawn) == 1 and len(drawn[0]) == 3

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from layer_checks import run_layer_checks, symmetric_input
 
 import keras_symconv as ks
-from keras_symconv import triangular
+from keras_symconv import ops
+from keras_symconv.ops import columns
+from keras_symconv.ops.geometry import min_side
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +51,7 @@ def triangular_configs(draw):
     splits = draw(st.integers(1, 3))
     effective = (c - 1) * dilation + 1
     padding = draw(st.sampled_from(["same", "valid"]))
-    out_min = triangular.min_length(c, dilation, strips, splits)
+    out_min = min_side(c, dilation, strips, splits)
     out_len = draw(st.integers(out_min, out_min + 7))
     length = out_len if padding == "same" else out_len + effective - 1
     return dict(
@@ -69,8 +71,8 @@ def triangular_configs(draw):
 
 
 def forced_packing(pack):
-    """Every convolution packs ``pack`` output columns (whatever the CPU and dtype)."""
-    return mock.patch.object(triangular, "column_packing", lambda *args, **kwargs: pack)
+    """Every block's conv2d takes ``pack`` columns per pixel (whatever the CPU and dtype)."""
+    return mock.patch.object(ops.triangular, "choose_columns", lambda *args, **kwargs: pack)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -176,7 +178,7 @@ def test_unknown_side_decides_at_run_time():
     model = keras.Model(inputs, layer(inputs))
     # A graph traced once for every side, as a served SavedModel runs.
     call = tf.function(model, input_signature=[tf.TensorSpec((None, None, None, 2))])
-    threshold = triangular.min_length(3, 1, *ks.SymmetryPreserving2D.DYNAMIC_PLAN)
+    threshold = min_side(3, 1, *ks.SymmetryPreserving2D.DYNAMIC_PLAN)
     for length in (threshold - 1, threshold, threshold + 5):
         x = rng.normal(size=(1, length, length, 2)).astype(np.float32)
         y = call(x).numpy()
@@ -269,90 +271,9 @@ def test_bad_compute_arguments():
     np.testing.assert_allclose(y.numpy(), reference.numpy(), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("pack", [1, 2, 3, 4])
-def test_packed_conv2d_equals_conv2d(pack):
-    rng = np.random.default_rng(pack)
-    cases = [
-        ((7, 9), (3, 3), "VALID"),
-        ((7, 10), (3, 5), [[0, 0], [1, 1], [2, 2], [0, 0]]),
-        ((5, 6), (1, 1), "VALID"),
-        ((8, 13), (4, 3), [[0, 0], [0, 3], [1, 0], [0, 0]]),
-        ((6, 4), (2, 4), "VALID"),  # one output column
-    ]
-    for (h, w), (kh, kw), padding in cases:
-        x = tf.constant(rng.normal(size=(2, h, w, 3)))
-        kernel = tf.constant(rng.normal(size=(kh, kw, 3, 5)))
-        expected = tf.nn.conv2d(x, kernel, 1, padding).numpy()
-        got = triangular.packed_conv2d(x, kernel, padding, pack).numpy()
-        assert got.shape == expected.shape
-        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
-        # Width unknown while the graph is built: the plain op.
-        unknown = tf.function(
-            lambda t, kernel=kernel, padding=padding: triangular.packed_conv2d(
-                t, kernel, padding, pack
-            ),
-            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float64)],
-        )
-        np.testing.assert_allclose(unknown(x).numpy(), expected, rtol=1e-12, atol=1e-12)
-
-
-def test_column_packing_counts_padded_lanes(monkeypatch):
-    # 20 filters on 16 lanes cost 32 per tap; 4 columns of 20 fill 80 lanes
-    # exactly, with (13 + 2) // 4 + 1 = 4 packed taps: 4 * 80 = 320 against
-    # 13 * 32 = 416 per output column and input channel (0.77).
-    assert triangular.column_packing(20, 13, "float32", lanes=16) == 4
-    # 40 filters leave half a vector (costed 54): 2 columns, 7 taps of 80,
-    # 560 against 702 (0.80).
-    assert triangular.column_packing(40, 13, "float32", lanes=16) == 2
-    assert triangular.column_packing(20, 9, "float32", lanes=16) == 1  # 3 * 80 / 288 = 0.83
-    assert triangular.column_packing(64, 5, "float32", lanes=16) == 1  # no padding to save
-    assert triangular.column_packing(20, 13, "float64", lanes=16) == 1
-    assert triangular.column_packing(20, 13, "float32", lanes=8) == 1  # 24 lanes: 0.90 at best
-    monkeypatch.setattr(triangular, "cpu_lanes", lambda: None)
-    assert triangular.column_packing(20, 13, "float32") == 1
-    monkeypatch.setattr(triangular, "cpu_lanes", lambda: 16)
-    assert triangular.column_packing(20, 13, "float32") == 4
-
-
-@pytest.mark.parametrize("pack", [1, 2, 3, 4])
-def test_packed_kernel_gradient_equals_conv2d_backprop_filter(pack):
-    rng = np.random.default_rng(10 + pack)
-    for (h, w), (kh, kw) in [
-        ((7, 9), (3, 3)),
-        ((8, 13), (4, 5)),
-        ((5, 6), (1, 1)),
-        ((6, 4), (2, 4)),
-    ]:
-        x = tf.constant(rng.normal(size=(2, h, w, 3)))
-        out = tf.constant(rng.normal(size=(2, h - kh + 1, w - kw + 1, 5)))
-        expected = tf.raw_ops.Conv2DBackpropFilter(
-            input=x, filter_sizes=[kh, kw, 3, 5], out_backprop=out, strides=[1] * 4, padding="VALID"
-        ).numpy()
-        kernel = tf.constant(rng.normal(size=(kh, kw, 3, 5)))
-        got = triangular.packed_filter_grad(x, out, kernel, pack).numpy()
-        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
-        # ... and it is the gradient of packed_conv2d (autodiff through the packing).
-        with tf.GradientTape() as tape:
-            tape.watch(kernel)
-            y = triangular.packed_conv2d(x, kernel, "VALID", pack)
-        np.testing.assert_allclose(
-            tape.gradient(y, kernel, output_gradients=out).numpy(), expected, rtol=1e-12, atol=1e-12
-        )
-
-
-def test_cpu_lanes_off_without_onednn(monkeypatch):
-    triangular.cpu_lanes.cache_clear()
-    try:
-        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
-        assert triangular.cpu_lanes() is None
-    finally:
-        triangular.cpu_lanes.cache_clear()
-    assert triangular.cpu_lanes() in (None, 8, 16)
-
-
 def test_packed_float32_layer_equals_full(monkeypatch):
     """The layer as it runs on an AVX-512 CPU: 20 filters, C = 13, packed by 4."""
-    monkeypatch.setattr(triangular, "cpu_lanes", lambda: 16)
+    monkeypatch.setattr(columns, "cpu_lanes", lambda: 16)
     rng = np.random.default_rng(3)
     x = tf.constant(symmetric_input(rng, 1, 30, 2).astype(np.float32))
     tri, full = _twins(13, 20)
@@ -361,13 +282,13 @@ def test_packed_float32_layer_equals_full(monkeypatch):
     full.set_weights(tri.get_weights())
     assert tri._plan(30) is not None
     calls = []
-    real = triangular.packed_conv2d
+    real = columns.column_conv2d
 
     def spy(x, kernel, padding, pack):
         calls.append(pack)
         return real(x, kernel, padding, pack)
 
-    monkeypatch.setattr(triangular, "packed_conv2d", spy)
+    monkeypatch.setattr(columns, "column_conv2d", spy)
     y = tri(x)
     assert calls and set(calls) == {4}
     np.testing.assert_allclose(y.numpy(), full(x).numpy(), rtol=1e-4, atol=1e-4)

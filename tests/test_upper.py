@@ -26,7 +26,7 @@ from keras_symconv.models import (
 from layer_checks import symmetric_input
 
 import keras_symconv as ks
-from keras_symconv import triangular, upper
+from keras_symconv.ops import upper
 
 
 def _upper_np(full):
@@ -117,7 +117,7 @@ def test_upper_conv_equals_full_conv_forward_and_gradients(cfg):
         lambda: reference(x),
     ):
         layer = reference if len(results) == 2 else blocks
-        packing = mock.patch.object(triangular, "column_packing", lambda *a, p=cfg["pack"], **k: p)
+        packing = mock.patch.object(upper, "choose_columns", lambda *a, p=cfg["pack"], **k: p)
         with packing, tf.GradientTape() as tape:
             tape.watch(x)
             y = call()
@@ -306,7 +306,7 @@ def test_synchronized_batch_norm_over_replicas(tmp_path):
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2
         )
         import keras_symconv as ks
-        from keras_symconv import upper
+        from keras_symconv.ops import upper
         rng = np.random.default_rng(0)
         a = rng.normal(size=(4, 6, 6, 3)).astype("float32") * 3 + 1
         x = upper.to_upper(tf.constant(a + a.transpose(0, 2, 1, 3))).numpy()

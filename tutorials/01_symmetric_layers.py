@@ -89,7 +89,7 @@ with tf.GradientTape() as tape:
 rule = tape.gradient(loss, layer.packed_kernel)
 
 packed = tf.convert_to_tensor(layer.packed_kernel)
-idx = ks.kernels.symmetric_index_map(layer.kernel_size)
+idx = ks.ops.kernels.symmetric_index_map(layer.kernel_size)
 with tf.GradientTape() as tape:
     tape.watch(packed)
     full = tf.gather(packed, idx)

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_symconv.data import features
-from keras_symconv.data.pipeline import _window_batches
+from keras_symconv.data.pipeline import window_batches
 from keras_symconv.data.protein import ProteinChain, contact_map
 from keras_symconv.losses import IGNORE_LABEL
 
@@ -97,18 +97,18 @@ def _nest(seq, pair, y, *lengths):
 
 def _batches(examples, batch_size, max_length, seed, crop, shuffle, drop_remainder, lengths):
     examples = list(examples)
-    dataset = _window_batches(
+    dataset = window_batches(
         examples,
         lambda e, start, length: e.window(start, length),
         _specs(examples) if examples else (),
         (0.0, 0.0, IGNORE_LABEL),
-        batch_size,
-        max_length,
-        seed,
-        crop,
-        shuffle,
-        drop_remainder,
-        lengths,
+        batch_size=batch_size,
+        max_length=max_length,
+        seed=seed,
+        crop=crop,
+        shuffle=shuffle,
+        drop_remainder=drop_remainder,
+        return_lengths=lengths,
     )
     return dataset.map(_nest)
 

@@ -29,7 +29,7 @@ import tensorflow as tf
 from keras_symconv.data.rna import RNAStructure
 from keras_symconv.losses import IGNORE_LABEL
 
-__all__ = ["rna_training_dataset", "rna_eval_dataset", "encode_structure"]
+__all__ = ["rna_training_dataset", "rna_eval_dataset", "encode_structure", "window_batches"]
 
 
 def encode_structure(structure: RNAStructure, start: int = 0, length: int | None = None):
@@ -61,9 +61,8 @@ def pipeline_options() -> tf.data.Options:
       nothing to tune, and with it on, deleting an iterator (which
       ``model.fit`` does at the end of every epoch) waits for the autotuner
       to wake from its current sleep, whose period doubles from 10 ms: an
-      epoch of ``t`` seconds then takes up to ``2 t`` (measured with
-      TensorFlow 2.21 on the CPU: a 2.2 s step run by ``fit`` as one epoch
-      took 2.55 or 5.11 s, i.e. 10 ms x (2^k - 1)). Apply the same to a
+      epoch of ``t`` seconds then takes up to ``2 t`` (benchmarks/RESULTS.md,
+      "fit's epoch-end wait with tf.data autotuning"). Apply the same to a
       pipeline of your own with ``dataset.with_options(pipeline_options())``.
     """
     options = tf.data.Options()
@@ -72,24 +71,26 @@ def pipeline_options() -> tf.data.Options:
     return options
 
 
-def _window_batches(
+def window_batches(
     items,
     encode,
     specs,
     pads,
+    *,
     batch_size,
-    max_length,
-    seed,
-    crop,
-    shuffle,
-    drop_remainder,
-    return_lengths,
+    max_length=None,
+    seed=0,
+    crop="paper",
+    shuffle=True,
+    drop_remainder=False,
+    return_lengths=False,
 ):
-    """Shared random-window batching.
+    """Random-window batches of any items (the RNA and contact pipelines' common part).
 
     ``encode(item, start, length)`` returns a tuple of float32 arrays whose
     axes marked ``None`` in ``specs`` (shapes without the batch axis) have the
-    window's length; shorter windows are padded with ``pads``.
+    window's length; shorter windows are padded with ``pads``. The other
+    arguments are :func:`rna_training_dataset`'s.
     """
     _check(items, batch_size, max_length)
     if crop not in ("paper", "pad"):
@@ -155,18 +156,18 @@ def rna_training_dataset(
         drop_remainder: drop a last, smaller batch.
         return_lengths: also yield the lengths ``(batch,)`` int32.
     """
-    return _window_batches(
+    return window_batches(
         structures,
         encode_structure,
         ((None, 5), (None, None, 1)),
         (0.0, IGNORE_LABEL),
-        batch_size,
-        max_length,
-        seed,
-        crop,
-        shuffle,
-        drop_remainder,
-        return_lengths,
+        batch_size=batch_size,
+        max_length=max_length,
+        seed=seed,
+        crop=crop,
+        shuffle=shuffle,
+        drop_remainder=drop_remainder,
+        return_lengths=return_lengths,
     )
 
 
@@ -174,16 +175,13 @@ def rna_eval_dataset(
     structures: Sequence[RNAStructure], return_lengths: bool = False
 ) -> tf.data.Dataset:
     """Whole sequences, one per batch, in the given order."""
-    return _window_batches(
+    return window_batches(
         structures,
         encode_structure,
         ((None, 5), (None, None, 1)),
         (0.0, IGNORE_LABEL),
-        1,
-        None,
-        0,
-        "pad",
-        False,
-        False,
-        return_lengths,
+        batch_size=1,
+        crop="pad",
+        shuffle=False,
+        return_lengths=return_lengths,
     )

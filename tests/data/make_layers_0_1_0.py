@@ -1,4 +1,5 @@
 """Writes tests/data/layers_0_1_0.keras: every registered layer, saved by version 0.1.0."""
+
 import pathlib
 
 import keras
@@ -16,7 +17,9 @@ g = ks.SymmetryGenerating2D(4, 3, activation="relu", name="gen")(pair)
 gu = ks.SymmetryGenerating2D(4, 3, layout="upper", name="gen_upper")(pair)
 f = ks.FusedSymmetryGenerating2D(4, 3, name="fused", kernel_initializer="half_glorot_normal")(seq)
 fu = ks.FusedSymmetryGenerating2D(4, 1, layout="upper", name="fused_upper")(seq)
-p = ks.SymmetryPreserving2D(4, 3, compute="triangular", name="pres_tri")(keras.layers.Concatenate()([g, f]))
+p = ks.SymmetryPreserving2D(4, 3, compute="triangular", name="pres_tri")(
+    keras.layers.Concatenate()([g, f])
+)
 pf = ks.SymmetryPreserving2D(4, 5, compute="full", dilation_rate=2, name="pres_full")(p)
 u = ks.UpperBatchNormalization(name="ubn")(keras.layers.Concatenate()([gu, fu]))
 u = ks.SymmetryPreserving2D(4, 3, layout="upper", name="pres_upper")(u)
@@ -31,7 +34,9 @@ model.compile("adam", ["mse", "mse"])
 rng = np.random.default_rng(0)
 x = rng.normal(size=(2, L, n)).astype("float32")
 it = np.array([[1, 5], [0, 6]], "int32")
-model.fit([x, it], [np.zeros((2, L, L, 8), "float32"), np.zeros((2, 2), "float32")], epochs=1, verbose=0)
+model.fit(
+    [x, it], [np.zeros((2, L, L, 8), "float32"), np.zeros((2, 2), "float32")], epochs=1, verbose=0
+)
 y, s = model.predict([x, it], verbose=0)
 model.save(HERE / "layers_0_1_0.keras")
 np.savez(HERE / "layers_0_1_0.npz", x=x, items=it, maps=y, scores=s)

@@ -15,11 +15,12 @@ all-items scorer for serving: ``serve(user, sequence) -> (batch, items)``),
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import time
 
-__all__ = ["add_parser"]
+from keras_symconv.fitting import read_rec_split, train_recommender
+from keras_symconv.inference import load_recommender
 
 REC_MODELS = ("scosrec", "cosrec")
 METRIC_KEYS = (
@@ -33,15 +34,7 @@ METRIC_KEYS = (
 )
 
 
-def _fail(message):
-    from keras_symconv.cli import UsageError
-
-    raise UsageError(message)
-
-
 def _positive(text):
-    import argparse
-
     try:
         value = int(text)
     except ValueError:
@@ -73,143 +66,12 @@ def _add_data_args(p):
     group.add_argument("--test", metavar="FILE", help="its test file")
 
 
-def _read(args, user_map=None, item_map=None):
-    """(split, user_map, item_map, data description) from the data options."""
-    from keras_symconv.data.recsys import read_interactions, read_split, split_by_time
-
-    if args.data and (args.train or args.valid or args.test):
-        _fail("give either --data or --train/--valid/--test, not both")
-    if args.data:
-        fractions = tuple(args.split or (0.7, 0.1, 0.2))
-        inter = read_interactions(args.data, user_map, item_map)
-        split = split_by_time(inter, fractions)
-        described = {"data": list(args.data), "split": list(fractions)}
-        return split, inter.user_map, inter.item_map, described
-    if args.split:
-        _fail("--split applies to --data only")
-    if not (args.train and args.test):
-        _fail("give --data FILE..., or --train FILE and --test FILE")
-    split, users, items = read_split(args.train, args.valid, args.test, user_map, item_map)
-    described = {"train": args.train, "valid": args.valid, "test": args.test}
-    return split, users, items, described
-
-
-def _load(path):
-    """Load a CosRec / SCosRec ``.keras`` file, with clear errors."""
-    from keras_symconv.cli import read_keras_file
-
-    model = read_keras_file(path)
-    names = {layer.name for layer in model.layers}
-    if not {"user", "sequence", "items", "item_scorer", "features"} <= names:
-        _fail(f"{path}: not a keras-symconv recommender (CosRec / SCosRec) model")
-    return model
-
-
-def _counts(split):
-    return {
-        part: int(sum(len(s) for s in getattr(split, part))) for part in ("train", "valid", "test")
-    }
-
-
 def _line(name, figures):
     return f"{name:10s}" + "".join(f"{figures[k]:>13.4f}" for k in METRIC_KEYS)
 
 
 def _header():
     return f"{'':10s}" + "".join(f"{k:>13s}" for k in METRIC_KEYS)
-
-
-def train_recommender(args, verbose=1):
-    """Train one model as ``symconv rec train`` does; returns the run summary."""
-    import keras
-    import numpy as np
-
-    from keras_symconv.data.recsys import rec_training_dataset
-    from keras_symconv.losses import SampledBinaryCrossentropy
-    from keras_symconv.models import build_cosrec, build_scosrec, evaluate_recommender
-
-    split, user_map, item_map, described = _read(args)
-    has_valid = any(len(v) for v in split.valid)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "vocabulary.json"), "w") as handle:
-        json.dump({"users": user_map, "items": item_map, **described}, handle)
-    keras.utils.set_random_seed(args.seed)
-    build = build_scosrec if args.model == "scosrec" else build_cosrec
-    model = build(
-        split.num_users,
-        split.num_items,
-        sequence_length=args.sequence_length,
-        embedding_dim=args.embedding_dim,
-        dropout=args.dropout,
-        l2=args.l2,
-    )
-    model.compile(keras.optimizers.Adam(args.lr), SampledBinaryCrossentropy())
-    dataset, steps = rec_training_dataset(
-        split.train,
-        split.num_items,
-        args.sequence_length,
-        args.targets,
-        args.negatives,
-        args.batch_size,
-        args.seed,
-    )
-    model_path = os.path.join(args.out, "model.keras")
-    history, best = [], {"map": -1.0}
-
-    class Validate(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            entry = {
-                "epoch": epoch + 1,
-                "seconds": time.perf_counter() - self.start,
-                "loss": float((logs or {}).get("loss", float("nan"))),
-            }
-            last = epoch + 1 == args.epochs
-            if has_valid and ((epoch + 1) % args.evaluate_every == 0 or last):
-                entry["valid"] = evaluate_recommender(model, split, "valid")
-                if entry["valid"]["map"] > best["map"]:
-                    best.update(entry["valid"], epoch=epoch + 1)
-                    model.save(model_path)
-            elif not has_valid and last:
-                best.update(epoch=epoch + 1)
-                model.save(model_path)
-            history.append(entry)
-            if verbose:
-                v = entry.get("valid")
-                print(
-                    f"epoch {epoch + 1}: {entry['seconds']:.1f}s  loss {entry['loss']:.4f}"
-                    + (f"  valid MAP {v['map']:.4f}" if v else "")
-                    + ("  (best, saved)" if best.get("epoch") == epoch + 1 else ""),
-                    flush=True,
-                )
-
-    model.fit(dataset, epochs=args.epochs, callbacks=[Validate()], shuffle=False, verbose=0)
-    from keras_symconv.models import all_items_model
-
-    chosen = _load(model_path)
-    test = evaluate_recommender(chosen, split, "test")
-    all_items_model(chosen).export(os.path.join(args.out, "savedmodel"), verbose=False)
-    summary = {
-        "model": args.model,
-        "trainable_params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
-        "users": split.num_users,
-        "items": split.num_items - 1,
-        "interactions": _counts(split),
-        "training_windows_per_epoch": steps,
-        "seconds_per_epoch": float(np.median([h["seconds"] for h in history])),
-        "best_epoch": best["epoch"],
-        "valid": {k: v for k, v in best.items() if k != "epoch"} if has_valid else None,
-        "test": test,
-        "history": history,
-        "settings": {k: v for k, v in vars(args).items() if k != "func"},
-        "model_path": model_path,
-        "savedmodel_path": os.path.join(args.out, "savedmodel"),
-    }
-    with open(os.path.join(args.out, "run.json"), "w") as handle:
-        json.dump(summary, handle, indent=2, default=str)
-    return summary
 
 
 def cmd_train(args):
@@ -234,7 +96,7 @@ def cmd_evaluate(args):
         os.path.dirname(os.path.abspath(args.model)), "vocabulary.json"
     )
     if not os.path.exists(vocabulary_path):
-        _fail(
+        raise ValueError(
             f"{vocabulary_path}: no vocabulary (written by 'symconv rec train'); see --vocabulary"
         )
     with open(vocabulary_path) as handle:
@@ -246,15 +108,15 @@ def cmd_evaluate(args):
     if args.data and args.split is None and "split" in vocabulary:
         args.split = vocabulary["split"]
     users, items = vocabulary["users"], vocabulary["items"]
-    split, user_map, item_map, _ = _read(args, users, items)
+    split, user_map, item_map, _ = read_rec_split(args, users, items)
     for kind, before, after in (("user", users, user_map), ("item", items, item_map)):
         if len(after) > len(before):
             new = [k for k in after if k not in before]
-            _fail(
+            raise ValueError(
                 f"{len(new)} {kind}(s) of the data are not in the model's vocabulary "
                 f"({vocabulary_path}), e.g. {new[0]!r}"
             )
-    model = _load(args.model)
+    model = load_recommender(args.model)
     figures = evaluate_recommender(model, split, args.part)
     print(f"{args.model}: {args.part} part, {figures['users']:,} users")
     print(_header())

@@ -28,6 +28,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_symconv._validation import integer
+
 __all__ = [
     "packed_size",
     "packed_slot",
@@ -44,23 +46,9 @@ __all__ = [
 ]
 
 
-def _check_kernel_size(kernel_size):
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)):
-        raise ValueError(
-            "Argument `kernel_size` must be a positive integer. "
-            f"Received: kernel_size={kernel_size!r}"
-        )
-    if kernel_size < 1:
-        raise ValueError(
-            "Argument `kernel_size` must be a positive integer. "
-            f"Received: kernel_size={kernel_size}"
-        )
-    return int(kernel_size)
-
-
 def packed_size(kernel_size: int) -> int:
     """Number of packed spatial slots, ``C (C + 1) / 2``, for kernel size ``C``."""
-    c = _check_kernel_size(kernel_size)
+    c = integer(kernel_size, "kernel_size")
     return c * (c + 1) // 2
 
 
@@ -82,7 +70,7 @@ def symmetric_index_map(kernel_size: int) -> np.ndarray:
     >>> symmetric_index_map(2).tolist()
     [0, 1, 1, 2]
     """
-    c = _check_kernel_size(kernel_size)
+    c = integer(kernel_size, "kernel_size")
     a, b = np.meshgrid(np.arange(c), np.arange(c), indexing="ij")
     hi, lo = np.maximum(a, b), np.minimum(a, b)
     return (hi * (hi + 1) // 2 + lo).reshape(-1).astype(np.int32)
@@ -94,7 +82,7 @@ def representative_positions(kernel_size: int) -> np.ndarray:
     ``full.reshape(C * C, ...)[representative_positions(C)]`` packs a full
     kernel by reading one representative entry per slot.
     """
-    c = _check_kernel_size(kernel_size)
+    c = integer(kernel_size, "kernel_size")
     return np.array([a * c + b for a in range(c) for b in range(a + 1)], dtype=np.int32)
 
 
@@ -121,7 +109,7 @@ def packed_kernel_shape(kernel_size, in_channels, filters, generating):
 
 def full_kernel_shape(kernel_size, in_channels, filters):
     """Shape ``(C, C, in_channels, filters)`` of the expanded kernel."""
-    c = _check_kernel_size(kernel_size)
+    c = integer(kernel_size, "kernel_size")
     return (c, c, int(in_channels), int(filters))
 
 
@@ -192,7 +180,7 @@ def make_kernel_expander(kernel_size, generating):
     of the gather. Build it once (e.g. in a layer's ``build``) and call it
     in ``call``.
     """
-    c = _check_kernel_size(kernel_size)
+    c = integer(kernel_size, "kernel_size")
     idx = symmetric_index_map(c)
     num_slots = packed_size(c)
 

@@ -17,7 +17,7 @@ holds about half the activation memory of a plain one, in inference and in
 training, and its batch norms and activations do half the work.
 
 The convolution (:func:`make_upper_conv`) uses the row strips and diagonal
-pieces of :mod:`keras_symconv.triangular`. Its gradient, with ``g`` the
+pieces of :class:`keras_symconv.ops.geometry.Blocks`. Its gradient, with ``g`` the
 incoming gradient (upper layout):
 
 * kernel: ``sum_k conv2d_backprop_filter(X_k, W_k)`` with ``W_k`` the block's
@@ -41,7 +41,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_symconv import triangular
+from keras_symconv.ops.columns import block_conv2d, choose_columns, column_filter_grad
+from keras_symconv.ops.geometry import Blocks, conv_padding
 
 __all__ = [
     "upper_length",
@@ -54,7 +55,7 @@ __all__ = [
     "to_upper",
     "from_upper",
     "make_upper_conv",
-    "upper_plan",
+    "full_conv_upper",
 ]
 
 
@@ -211,8 +212,8 @@ def _pair_sum_gradient(g, side, width, pattern, chunks):
     bounds = (tf.range(chunks + 1) * side) // chunks
     onehot = None if pattern is None else tf.one_hot(pattern, width, dtype=g.dtype)  # (L, P)
     # Summing a part's columns by pattern value is a matmul (P, L) x (L, c)
-    # per row; tf.einsum here transposed the part first (measured 2.3x slower
-    # over the whole step of the fused layer at C = 5).
+    # per row; tf.einsum here transposed the part first, much slower
+    # (benchmarks/RESULTS.md, "Fused symmetry generation").
     onehot_t = None if onehot is None else tf.transpose(onehot)[None]
     parts, last = [], []
     for k in range(chunks):
@@ -268,71 +269,16 @@ def from_upper(p):
     return tf.reshape(full, [tf.shape(p)[0], side, side, tf.shape(p)[-1]])
 
 
-def upper_plan(side, kernel_size, dilation, strip_height=64, max_strips=8, max_splits=4):
-    """``(strips, splits)`` of the upper-layout convolution for a known output side.
-
-    About one strip per ``strip_height`` rows (1 to ``max_strips``), the
-    diagonal block of each cut into up to ``max_splits`` pieces of at least
-    the kernel's reach (and 8 rows).
-    """
-    strips = min(max_strips, max(1, round(side / strip_height)))
-    reach = max((kernel_size - 1) * dilation + 1, 8)
-    splits = max(1, min(max_splits, (side // strips) // reach))
-    return strips, splits
-
-
-class _Blocks:
-    """The blocks of :func:`keras_symconv.triangular.upper_blocks` as vectors.
-
-    ``r0, c0, h, w`` (``(nb,)``): each block's top-left output entry and
-    size; NumPy arrays when the side is a Python int, int32 tensors when it
-    is a tensor (a few vector operations for all blocks, whatever their
-    number: the graph stays small when the side is unknown). ``piece``
-    (NumPy bool) marks the diagonal pieces, known from the place.
-    """
-
-    def __init__(self, out_side, strips, splits):
-        places = [(k, j) for k in range(strips) for j in range(splits + (k < strips - 1))]
-        k = np.array([p[0] for p in places])
-        j = np.array([p[1] for p in places])
-        self.piece = j < splits
-        self.static = isinstance(out_side, int)
-        self.splits = splits
-        if self.static:
-            take, where = (lambda a, i: a[i]), np.where
-            bounds = (np.arange(strips + 1) * out_side) // strips
-        else:
-            take, where = tf.gather, tf.where
-            bounds = (tf.range(strips + 1) * out_side) // strips
-        top, bottom = take(bounds, k), take(bounds, k + 1)
-        height = bottom - top
-        first = top + (j * height) // splits
-        last = top + ((j + 1) * height) // splits
-        self.r0 = where(self.piece, first, top)
-        self.c0 = where(self.piece, first, bottom)
-        self.h = where(self.piece, last - first, height)
-        self.w = where(self.piece, bottom - first, out_side - bottom)
-
-    def __len__(self):
-        return len(self.piece)
-
-    def position(self, row, col):
-        """Flat index, in the concatenated blocks, of output entries ``(row, col)``."""
-        return triangular.block_table_position(
-            row, col, self.r0, self.c0, self.h, self.w, self.splits
-        )
-
-
 def _gather_blocks(x, side, r0, c0, h, w, masked, mask, consume=None):
     """Blocks of the full map of ``x`` (upper layout), one ``(batch, h_k, w_k, c)`` each.
 
     Block ``k`` is rows ``[r0_k, r0_k + h_k)`` and columns ``[c0_k, c0_k +
-    w_k)`` (vectors as in :class:`_Blocks`); entries below the diagonal read
-    their mirror image. Where ``masked[k]`` (NumPy bool), entries are zeroed
-    by ``mask``: ``"outside"`` (outside the map: the convolution's padding)
-    or ``"below"`` (below the diagonal). The row and column of every entry of
-    every block come from one set of vector operations; each block is then
-    one gather of ``x``.
+    w_k)`` (vectors as in :class:`~keras_symconv.ops.geometry.Blocks`); entries
+    below the diagonal read their mirror image. Where ``masked[k]`` (NumPy
+    bool), entries are zeroed by ``mask``: ``"outside"`` (outside the map: the
+    convolution's padding) or ``"below"`` (below the diagonal). The row and
+    column of every entry of every block come from one set of vector
+    operations; each block is then one gather of ``x``.
 
     With ``consume`` (``consume(k, block) -> tensor``), the list of its
     results instead, each block gathered only after the previous block's
@@ -378,12 +324,6 @@ def _gather_blocks(x, side, r0, c0, h, w, masked, mask, consume=None):
     return out
 
 
-def _valid_conv(xs, kernel, dilation, pack=1):
-    if dilation == 1:
-        return triangular.packed_conv2d(xs, kernel, "VALID", pack)
-    return tf.nn.convolution(xs, kernel, padding="VALID", dilations=dilation)
-
-
 def _block_windows(x, side, blocks, effective, pad_before, consume=None):
     """Each block's input window (padding included) from ``x`` (upper layout).
 
@@ -400,22 +340,22 @@ def _block_windows(x, side, blocks, effective, pad_before, consume=None):
 
 def _conv_upper(x, side, kernel, out_side, strips, splits, effective, pad_before, dilation):
     """The upper triangle of ``conv(from_upper(x), kernel)``."""
-    blocks = _Blocks(out_side, strips, splits)
+    blocks = Blocks(out_side, strips, splits)
     shape = tf.stack([tf.shape(x)[0], -1, tf.shape(kernel)[-1]])
-    pack = triangular.column_packing(kernel.shape[-1], kernel.shape[1], kernel.dtype)
+    pack = choose_columns(kernel.shape[-1], kernel.shape[1], kernel.dtype)
     filters = tf.shape(kernel)[-1]
 
     def block(k, win):
         if blocks.static and blocks.h[k] * blocks.w[k] == 0:
             return None
         if blocks.static:
-            return tf.reshape(_valid_conv(win, kernel, dilation, pack), shape)
+            return tf.reshape(block_conv2d(win, kernel, "VALID", dilation, pack), shape)
         # An empty block's window is smaller than the kernel, and for such an
         # input TensorFlow's CPU conv2d (oneDNN) returns the input itself on
         # some CPUs (seen on AMD EPYC): no convolution there.
         return tf.cond(
             blocks.h[k] * blocks.w[k] > 0,
-            lambda: tf.reshape(_valid_conv(win, kernel, dilation, pack), shape),
+            lambda: tf.reshape(block_conv2d(win, kernel, "VALID", dilation, pack), shape),
             lambda: tf.zeros(tf.stack([shape[0], 0, filters]), win.dtype),
         )
 
@@ -437,7 +377,7 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
         kernel_size: ``C``.
         dilation: dilation rate (stride is 1).
         padding: ``"same"`` or ``"valid"``.
-        strips, splits: the blocks (:func:`keras_symconv.triangular.upper_blocks`)
+        strips, splits: the blocks (:class:`keras_symconv.ops.geometry.Blocks`)
             of the output's upper triangle, each one ``conv2d``; any output
             side works (blocks may be empty).
         use_bias: whether the function takes a third argument, a bias ``(F,)``.
@@ -455,7 +395,7 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
     graph holds one call operation for each, which the runtime inlines.
     Eagerly they run op by op.
     """
-    effective, pad_before, pad_after = triangular.conv_padding(kernel_size, dilation, padding)
+    effective, pad_before, pad_after = conv_padding(kernel_size, dilation, padding)
     # The input gradient is a 'valid' correlation with these paddings.
     grad_before = effective - 1 - pad_before
 
@@ -471,13 +411,13 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
 
     def backward(x, kernel, g):
         side, out_side = sides(x)
-        blocks = _Blocks(out_side, strips, splits)
+        blocks = Blocks(out_side, strips, splits)
         # The output blocks of g, 0 below the diagonal (only the diagonal
         # pieces reach below it).
         outs = _gather_blocks(
             g, out_side, blocks.r0, blocks.c0, blocks.h, blocks.w, blocks.piece, "below"
         )
-        pack = triangular.column_packing(kernel.shape[-1], kernel.shape[1], kernel.dtype)
+        pack = choose_columns(kernel.shape[-1], kernel.shape[1], kernel.dtype)
 
         def kernel_part(k, win):
             w = outs[k]
@@ -490,10 +430,10 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
                 extra = [[0, 0], [0, 1], [0, 1], [0, 0]]
                 win, w = tf.pad(win, extra), tf.pad(w, extra)
             if dilation == 1:
-                return triangular.packed_filter_grad(win, w, kernel, pack if blocks.static else 1)
+                return column_filter_grad(win, w, kernel, pack if blocks.static else 1)
             with tf.GradientTape() as tape:
                 tape.watch(kernel)
-                yk = _valid_conv(win, kernel, dilation)
+                yk = block_conv2d(win, kernel, "VALID", dilation)
             return tape.gradient(yk, kernel, output_gradients=w)
 
         # One input window at a time, as in the forward pass.
@@ -532,3 +472,12 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
     if use_bias:
         return lambda x, kernel, bias: upper_conv(x, kernel, bias)
     return lambda x, kernel: upper_conv(x, kernel)
+
+
+def full_conv_upper(x, kernel, bias, dilation, padding):
+    """:func:`make_upper_conv`'s function computed on the full map: ``x`` expanded,
+    convolved whole, the upper triangle kept (a reference, slower)."""
+    y = tf.nn.convolution(from_upper(x), kernel, padding=padding.upper(), dilations=dilation)
+    if bias is not None:
+        y = tf.nn.bias_add(y, bias)
+    return to_upper(y)

@@ -1,0 +1,184 @@
+"""The pair-map tasks the tool and the benchmarks train: RNA structure and contact maps.
+
+A task knows its builders, how to read its data, its training pipeline, a
+model's inputs for one item, the native map and how predictions are scored.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["MODEL_KINDS", "RnaTask", "ContactTask", "TASKS", "build_model"]
+
+#: Model kinds of every task: the symmetric network, the plain CNN, the plain
+#: CNN with its output symmetrized.
+MODEL_KINDS = ("scnn", "cnn", "cnn-sym")
+
+
+class RnaTask:
+    """RNA secondary structure: items are RNAStructure records."""
+
+    name = "rna"
+    title = "RNA"
+    input_shapes = ((None, 5),)
+    default_crop = 500
+
+    def build(self, kind, **kwargs):
+        from keras_symconv.models import build_rna_cnn, build_rna_scnn
+
+        return build_model(kind, build_rna_scnn, build_rna_cnn, **kwargs)
+
+    def read(self, paths, args):
+        from keras_symconv.data import read_structures
+
+        return read_structures(paths)
+
+    def synthetic(self, args):
+        from keras_symconv.data import synthetic_rna_dataset
+
+        lo, hi = args.synthetic_length
+        return synthetic_rna_dataset(args.synthetic, lo, hi, seed=args.seed)
+
+    def dataset(self, items, batch_size, crop, seed, drop_remainder):
+        from keras_symconv.data.pipeline import rna_training_dataset
+
+        return rna_training_dataset(
+            items, batch_size, crop, seed=seed, drop_remainder=drop_remainder
+        )
+
+    def inputs(self, item):
+        return [item.one_hot()]
+
+    def native(self, item):
+        return item.contact_map()
+
+    def restrict(self, item, prob):
+        return prob
+
+    def family(self, item):
+        return item.family
+
+    def extra_metrics(self, items, probs):
+        return {}
+
+
+class ContactTask:
+    """Protein contact maps: items are ContactExample records."""
+
+    name = "contact"
+    title = "contact-map"
+    input_shapes = ((None, 25), (None, None, 3))
+    default_crop = 100
+
+    def build(self, kind, **kwargs):
+        from keras_symconv.models import build_contact_cnn, build_contact_scnn
+
+        return build_model(kind, build_contact_scnn, build_contact_cnn, **kwargs)
+
+    def read(self, paths, args):
+        from keras_symconv.data.contact import contact_example
+        from keras_symconv.data.protein import read_pdb, read_protein_json
+
+        files = []
+        for path in paths:
+            if os.path.isdir(path):
+                for root, dirs, names in os.walk(path):
+                    dirs.sort()
+                    files += [
+                        os.path.join(root, n)
+                        for n in sorted(names)
+                        if n.endswith((".json", ".pdb"))
+                    ]
+            elif os.path.isfile(path):
+                files.append(path)
+            else:
+                raise FileNotFoundError(f"{path}: no such file or folder")
+        chains = []
+        for f in files:
+            if f.endswith(".json"):
+                chains += read_protein_json(f)
+            elif f.endswith(".pdb"):
+                chains.append(read_pdb(f))
+            else:
+                raise ValueError(f"{f}: unknown protein format; expected .json or .pdb")
+        lo, hi = args.length
+        chains = [c for c in chains if lo <= len(c) <= hi]
+        alignments = self._alignments(getattr(args, "alignments", None))
+        examples = []
+        for chain in chains:
+            codes = None
+            if alignments:
+                from keras_symconv.data.alignment import find_alignment
+
+                try:
+                    _, codes, info = find_alignment(alignments, chain.sequence)
+                except ValueError:
+                    print(
+                        f"symconv: {chain.name}: no alignment matches; its alignment "
+                        "features are zero",
+                        file=sys.stderr,
+                    )
+            examples.append(contact_example(chain, codes))
+        return examples
+
+    @staticmethod
+    def _alignments(folder):
+        if not folder:
+            return []
+        from keras_symconv.data.alignment import read_alignment
+
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"{folder}: no such folder")
+        paths = sorted(os.path.join(folder, n) for n in os.listdir(folder))
+        alignments = [read_alignment(p) for p in paths if os.path.isfile(p)]
+        if not alignments:
+            raise ValueError(f"{folder}: no alignment files")
+        return alignments
+
+    def synthetic(self, args):
+        raise ValueError("symconv contact has no synthetic data: give --data")
+
+    def dataset(self, items, batch_size, crop, seed, drop_remainder):
+        from keras_symconv.data.contact import contact_training_dataset
+
+        return contact_training_dataset(
+            items, batch_size, crop, seed=seed, drop_remainder=drop_remainder
+        )
+
+    def inputs(self, item):
+        return [item.sequence_features, item.pair_features]
+
+    def native(self, item):
+        return item.contacts * (item.mask[:, None] * item.mask[None])
+
+    def restrict(self, item, prob):
+        """Residues without coordinates are left out of the metrics."""
+        return prob * (item.mask[:, None] * item.mask[None])
+
+    def family(self, item):
+        return None
+
+    def extra_metrics(self, items, probs):
+        import numpy as np
+
+        from keras_symconv.metrics import contact_precision
+
+        scores = [
+            contact_precision(e.contacts, p, e.mask) for e, p in zip(items, probs, strict=True)
+        ]
+        return {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
+
+
+TASKS = {"rna": RnaTask(), "contact": ContactTask()}
+
+
+def build_model(kind, build_symmetric, build_plain, **kwargs):
+    """The ``kind`` (one of :data:`MODEL_KINDS`) of a task's two builders."""
+    if kind == "scnn":
+        return build_symmetric(**kwargs)
+    if kind == "cnn":
+        return build_plain(**kwargs)
+    if kind == "cnn-sym":
+        return build_plain(symmetrize_output=True, **kwargs)
+    raise ValueError(f"unknown model {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
