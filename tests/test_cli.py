@@ -1,5 +1,7 @@
 """The symconv command-line tool: train, compare, predict, evaluate, errors, multi-worker."""
 
+import contextlib
+import io
 import json
 import os
 import socket
@@ -23,10 +25,18 @@ TINY_TRAIN = [
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("train")
-    assert main(["rna", "train", *TINY_TRAIN, "--model", "scnn", "--out", str(out)]) == 0
-    return out
+def compared(tmp_path_factory):
+    """The main job's command at a tiny size: both models, each as `rna train` trains it."""
+    out = tmp_path_factory.mktemp("compare")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["rna", "compare", *TINY_TRAIN, "--out", str(out)]) == 0
+    return out, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained(compared):
+    return compared[0] / "scnn"
 
 
 def test_train_writes_model_savedmodel_and_json(trained):
@@ -161,29 +171,14 @@ def test_clear_errors(trained, tmp_path, capsys):
     assert "exactly one of --data and --synthetic" in capsys.readouterr().err
 
 
-def test_compare_main_job_tiny(tmp_path, capsys):
-    out = tmp_path / "cmp"
-    assert (
-        main(
-            [
-                "rna",
-                "compare",
-                *TINY_TRAIN[:-2],
-                "--epochs",
-                "1",
-                "--out",
-                str(out),
-                "--verbose",
-                "0",
-            ]
-        )
-        == 0
-    )
-    text = capsys.readouterr().out
+def test_compare_main_job_tiny(compared):
+    out, text = compared
     assert "| cnn | 389,538 |" in text and "| scnn | 239,318 |" in text
     assert (out / "heatmaps.png").read_bytes()[:4] == b"\x89PNG"
     rows = json.loads((out / "compare.json").read_text())
     assert [r["model"] for r in rows] == ["cnn", "scnn"]
+    # Each model is what `rna train --model KIND` writes, in its own folder.
+    assert json.loads((out / "cnn" / "run.json").read_text())["trainable_params"] == 389_538
 
 
 def test_module_entry_point(tmp_path):
