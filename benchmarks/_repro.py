@@ -212,50 +212,31 @@ def command_lines(script, argv, out):
     ]
 
 
-def predict_maps(model, items, task, forward=None, warm_up=True):
+def predict_maps(model, items, task, predict=None, warm_up=True):
     """Probability maps of whole items, one at a time, and seconds per item.
 
-    One traced function with the side left unknown serves every length (an
-    eager call per item measured several times slower here); pass the one
-    :func:`traced_forward` made for ``model`` to reuse it. ``warm_up`` runs
-    the shortest item once first, so that the timings leave the tracing out.
+    ``predict``: :func:`keras_symconv.inference.make_predictor` of ``model``
+    (one trace with the side left unknown serves every length; made here when
+    ``None``, pass one to reuse its trace). ``warm_up`` runs the shortest item
+    once first, so that the timings leave the tracing out. Maps are float64,
+    0 on the diagonal, restricted as ``task`` scores them.
     """
-    import tensorflow as tf
+    from keras_symconv.inference import make_predictor
 
-    forward = forward or traced_forward(model, task.inputs(items[0]))
-
-    def tensors(item):
-        return [tf.constant(a[None], tf.float32) for a in task.inputs(item)]
-
+    predict = predict or make_predictor(model, task)
     if warm_up:
-        forward(*tensors(min(items, key=len)))
+        predict(min(items, key=len))
     maps, seconds = [], []
     for item in items:
-        inputs = tensors(item)
         start = time.perf_counter()
-        prob = forward(*inputs).numpy().astype(np.float64)
+        prob = predict(item).astype(np.float64)
         seconds.append(time.perf_counter() - start)
-        np.fill_diagonal(prob, 0.0)
         maps.append(task.restrict(item, prob))
     return maps, seconds
 
 
 #: What :func:`predict_maps` needs to know about RNA records (``inputs``, ``restrict``).
 RnaItems = TASKS["rna"]
-
-
-def traced_forward(model, first):
-    """``model`` as a traced function of one item; sides unknown, channels from ``first``."""
-    import tensorflow as tf
-
-    signature = [tf.TensorSpec((1,) + (None,) * (a.ndim - 1) + a.shape[-1:], tf.float32)
-                 for a in first]  # fmt: skip
-
-    @tf.function(input_signature=signature, autograph=False)
-    def forward(*x):
-        return model(x[0] if len(x) == 1 else list(x), training=False)[0, :, :, 0]
-
-    return forward
 
 
 class Run:
@@ -324,7 +305,9 @@ class Run:
     def validate(self, entry, items, task, score):
         """Score every threshold on the validation items; keep the best model."""
         if self.forward is None:
-            self.forward = traced_forward(self.model, task.inputs(items[0]))
+            from keras_symconv.inference import make_predictor
+
+            self.forward = make_predictor(self.model, task)
         maps, _ = predict_maps(self.model, items, task, self.forward, warm_up=False)
         at_half = score(items, maps, 0.5)
         # The threshold by "threshold_selection" where the score has one (a

@@ -46,7 +46,6 @@ from _repro import (  # noqa: E402
     machine,
     predict_maps,
     read_json,
-    traced_forward,
     write_json,
 )
 
@@ -274,12 +273,13 @@ class LongRun:
 
     def validate(self, items, full):
         """Whole validation sequences in float32, every threshold; keep the best weights."""
+        from keras_symconv.inference import make_predictor
         from keras_symconv.metrics import pair_metrics
         from keras_symconv.training import choose_threshold
 
         if self.twin is None:
             self.twin = self.build("float32")
-            self.forward = traced_forward(self.twin, [items[0].one_hot()])
+            self.forward = make_predictor(self.twin, RnaItems)
         self.twin.set_weights(self.model.get_weights())
         start = time.perf_counter()
         maps, _ = predict_maps(self.twin, items, RnaItems, self.forward, warm_up=False)
@@ -488,6 +488,7 @@ def export_presets(args, folder=None):
     scored here once with the stored threshold.
     """
     from keras_symconv.data import read_structures
+    from keras_symconv.inference import make_predictor
     from keras_symconv.metrics import pair_metrics
     from keras_symconv.training import write_decoding
 
@@ -507,7 +508,7 @@ def export_presets(args, folder=None):
             continue
         model = run.build("float32")
         model.load_weights(run.best_path)
-        forward = traced_forward(model, [valid[0].one_hot()])
+        forward = make_predictor(model, RnaItems)
         threshold = best["threshold"]
         check = sorted(valid, key=len)[:CHECK_SEQUENCES]
         maps, _ = predict_maps(model, check, RnaItems, forward)
