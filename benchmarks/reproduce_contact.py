@@ -1,7 +1,7 @@
 """Reproduce the paper's Table III (contact maps), with resumable runs.
 
 The contact CNN, the CNN with symmetrized output and the SCNN are trained
-side by side (``_repro.py``: one epoch of each in turn, checkpoints every
+side by side (``_repro``: one epoch of each in turn, checkpoints every
 epoch, resume by running the same command again) on these experiments:
 
 - ``ts50-25-100``: train on ``cath.json`` chains of 25-100 residues (a

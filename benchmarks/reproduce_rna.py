@@ -2,7 +2,7 @@
 
 Trains the RNA CNN, the CNN with symmetrized output and the SCNN on
 ``strand16s/train.txt`` (550 sequences), the same seeds and budget for each,
-one epoch of each model in turn (see ``_repro.py``: checkpoints every epoch,
+one epoch of each model in turn (see ``_repro``: checkpoints every epoch,
 resumes when started again with the same ``--work`` folder). The epoch and
 the decoding threshold are chosen on ``valid.txt`` (28 whole sequences); the
 test set (35 whole sequences, 7 families x 5) is scored once at the end.

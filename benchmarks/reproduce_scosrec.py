@@ -13,7 +13,7 @@ evaluation, :func:`keras_symconv.models.evaluate_recommender`).
 
 Both models train side by side with the same seeds, data and batches (one
 epoch of each in turn, checkpointed; run the same command again to resume;
-``_repro.py``). Hyperparameters are CosRec's: d = 50, L = 5, T = 3, 3
+``_repro``). Hyperparameters are CosRec's: d = 50, L = 5, T = 3, 3
 negatives per target, batch 512, Adam 1e-3, weight decay 5e-6, dropout 0.5.
 
     python benchmarks/reproduce_scosrec.py --epochs 30

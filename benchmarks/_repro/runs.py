@@ -1,215 +1,21 @@
-"""Shared machinery of the reproduction scripts (``reproduce_*.py``).
-
-Several models are trained side by side, one epoch of each in turn, so that
-their epoch times are measured under the same conditions and an interrupted
-run has made the same progress on every model. After every epoch a model is
-checkpointed (``last.keras``, which holds the optimizer state too, and
-``state.json``, written atomically); started again with the same folder, a
-run goes on from the last finished epoch. The training batches of epoch
-``e`` come from a pipeline seeded with ``(seed, e)``, so a resumed run sees
-the same batches as an uninterrupted one.
-
-The epoch and the decoding threshold are chosen on the validation set only
-(``best.keras`` + the threshold in ``state.json``); the test set is scored
-once, with that model and that threshold, when training has finished.
-"""
+"""Models trained side by side: checkpoints, resume, validation, prediction."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import numpy as np
 
-from keras_symconv.tasks import MODEL_KINDS, TASKS, build_model
-from keras_symconv.training import THRESHOLDS, choose_threshold, prior_logit  # noqa: F401
-
-#: The model kinds, in the order the reproductions train and report them.
-MODELS = tuple(sorted(MODEL_KINDS))
-
-
-def add_run_arguments(parser, name, epochs, crop, paper_crop):
-    """The options every reproduction script has (checkpoints in ``~/.cache``)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    p = parser
-    p.add_argument(
-        "--work",
-        default=os.path.expanduser(f"~/.cache/keras-symconv/reproduce_{name}"),
-        help="checkpoint folder (outside the repository; reuse it to resume)",
-    )
-    p.add_argument("--out", default=os.path.join(here, "results", name), help="report folder")
-    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--crop", type=int, default=crop, help=f"training window (paper: {paper_crop})")
-    p.add_argument("--batch-size", type=int, default=10, help="paper: 10")
-    p.add_argument("--positive-weight", type=float, default=5.0, help="paper: 5")
-    p.add_argument(
-        "--bn-momentum",
-        type=float,
-        default=0.9,
-        help="batch-norm momentum (as the symconv tool; Keras' 0.99 settles too slowly here)",
-    )
-    p.add_argument(
-        "--validate-every", type=int, default=1, help="validate every N epochs (and the last)"
-    )
-    p.add_argument(
-        "--stop-after",
-        type=float,
-        default=None,
-        metavar="MINUTES",
-        help="stop cleanly (between epochs) after this long; run again to resume",
-    )
-    p.add_argument(
-        "--limit", type=int, default=None, help="only the first N records of each set (smoke)"
-    )
-    p.add_argument("--report", action="store_true", help="only write the report")
-    add_prior_argument(p)
-
-
-def write_json(path, obj):
-    """Write ``obj`` as JSON atomically (a reader never sees half a file)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(obj, handle, indent=1, default=float)
-    os.replace(tmp, path)
-
-
-def read_json(path, default=None):
-    if not os.path.exists(path):
-        return default
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def machine():
-    """One line naming the machine (CPU model included) and the software, for the logs."""
-    from timing import machine as describe
-
-    return describe()
-
-
-def mean_sd(values, digits=3):
-    """``"m ± s"`` over seeds (sample s.d.), or the one value."""
-    values = np.asarray(values, float)
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+from _repro.records import log, read_json, write_json
+from keras_symconv.tasks import TASKS, build_model
+from keras_symconv.training import choose_threshold
 
 
 def model_builder(build_symmetric, build_plain, bn_momentum, output_bias=0.0):
     """``kind -> model`` for the kinds of :data:`keras_symconv.tasks.MODEL_KINDS`."""
     common = dict(batch_norm_momentum=bn_momentum, output_bias=output_bias)
     return lambda kind: build_model(kind, build_symmetric, build_plain, **common)
-
-
-def add_prior_argument(parser):
-    parser.add_argument(
-        "--no-output-prior",
-        dest="output_prior",
-        action="store_false",
-        help="start the output logits at 0 as the paper (default: at the log-odds of the "
-        "constant that minimizes the weighted loss on the training crops, for every model)",
-    )
-
-
-def pin(runs, key, value, legacy, option):
-    """Record ``value`` under ``key`` in each run's state; never resume under another.
-
-    ``legacy`` is what runs made before the option existed used.
-    """
-    for run in runs:
-        prior = run.state.setdefault(key, legacy if run.state["epochs_done"] else value)
-        if prior != value:
-            raise SystemExit(
-                f"{run.folder}: trained with {option} {prior}, not {value}; resume it with "
-                "that, or give another --work"
-            )
-
-
-def log(path, text):
-    """Print ``text`` and append it to the log file ``path``."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    line = f"[{stamp}] {text}"
-    print(line, flush=True)
-    with open(path, "a") as handle:
-        handle.write(line + "\n")
-
-
-def log_start(work, script, argv):
-    """Log the command that starts training in ``work`` (read back by :func:`start_commands`)."""
-    command = " ".join([f"benchmarks/{script}", *argv])
-    log(os.path.join(work, "train.log"), f"start: {command}; {machine()}")
-
-
-def collect_results(work, out):
-    """Every finished run's ``result.json``, kept in the report folder across machines.
-
-    The work folder (checkpoints, outside the repository) does not outlive
-    the machine it was made on; the report folder is in the repository. So
-    each ``result.json`` found under ``work`` is copied to the same relative
-    place under ``out/runs``, and the lines of ``work/train.log`` are added
-    to ``out/runs/train.log`` (each line once, in order); runs kept there
-    earlier are read back from there. A run in ``work`` replaces its kept
-    copy. Returns ``{relative folder: result}``, sorted by folder.
-    """
-    kept = os.path.join(out, "runs")
-    found = {}
-    for base in (kept, work):
-        for root, _, names in os.walk(base):
-            if "result.json" in names:
-                found[os.path.relpath(root, base)] = (
-                    base,
-                    read_json(os.path.join(root, "result.json")),
-                )
-    for relative, (base, result) in found.items():
-        if base == work:
-            os.makedirs(os.path.join(kept, relative), exist_ok=True)
-            write_json(os.path.join(kept, relative, "result.json"), result)
-    source = os.path.join(work, "train.log")
-    if os.path.exists(source):
-        os.makedirs(kept, exist_ok=True)
-        target = os.path.join(kept, "train.log")
-        seen = set()
-        if os.path.exists(target):
-            with open(target) as handle:
-                seen = set(handle.read().splitlines())
-        with open(source) as handle:
-            new = [line for line in handle.read().splitlines() if line not in seen]
-        with open(target, "a") as handle:
-            handle.writelines(line + "\n" for line in new)
-    return {relative: found[relative][1] for relative in sorted(found)}
-
-
-def start_commands(out):
-    """The commands that started the runs kept in ``out/runs/train.log``.
-
-    Each once, in the order first started, without the machine part of the
-    ``start:`` line (see :func:`log`), for the report's header: the report
-    itself may be written by a ``--report`` call that trained nothing.
-    """
-    path = os.path.join(out, "runs", "train.log")
-    commands = []
-    if os.path.exists(path):
-        with open(path) as handle:
-            for line in handle:
-                _, marker, rest = line.partition("] start: ")
-                command = rest.split("; ")[0].strip()
-                if marker and command not in commands:
-                    commands.append(command)
-    return commands
-
-
-def command_lines(script, argv, out):
-    """Report header lines: this call's command and those that trained the kept runs."""
-    started = start_commands(out)
-    return [
-        f"Report: `{' '.join(['python', f'benchmarks/{script}', *argv])}`",
-        "Runs started with: "
-        + ("; ".join(f"`python {c}`" for c in started) or "none kept yet")
-        + " (see `runs/train.log`).",
-    ]
 
 
 def predict_maps(model, items, task, predict=None, warm_up=True):
@@ -235,7 +41,6 @@ def predict_maps(model, items, task, predict=None, warm_up=True):
     return maps, seconds
 
 
-#: What :func:`predict_maps` needs to know about RNA records (``inputs``, ``restrict``).
 RnaItems = TASKS["rna"]
 
 
