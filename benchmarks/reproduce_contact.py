@@ -45,14 +45,17 @@ from _repro import (  # noqa: E402
     add_run_arguments,
     collect_results,
     command_lines,
+    deadline,
     log,
-    log_start,
     machine,
     mean_sd,
     model_builder,
+    parse,
     pin,
     predict_maps,
     prior_logit,
+    run_script,
+    train_log,
     train_side_by_side,
     write_json,
 )
@@ -83,9 +86,7 @@ def parse_args(argv=None):
         default="long_L/5",
         help="validation figure choosing the epoch (the threshold: decoded accuracy)",
     )
-    args = p.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    return args
+    return parse(p, argv)
 
 
 def task():
@@ -175,8 +176,8 @@ def builder(args, output_bias):
 def train_all(args, sets):
     from keras_symconv.data.contact import contact_training_dataset
 
-    logfile = os.path.join(args.work, "train.log")
-    deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
+    logfile = train_log(args)
+    stop = deadline(args)
     for name, (train, valid, test) in sets.items():
         steps = -(-len(train) // args.batch_size)
         for seed in args.seeds:
@@ -212,7 +213,7 @@ def train_all(args, sets):
                 steps,
                 (valid, task(), functools.partial(score, select=args.select)),
                 args.validate_every,
-                deadline,
+                stop,
                 logfile,
                 label=name,
             ):
@@ -389,14 +390,12 @@ def figure(args, found):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.makedirs(args.work, exist_ok=True)
-    if not args.report:
-        log_start(args.work, "reproduce_contact.py", args.argv)
-        if not train_all(args, experiments(args)):
-            return 3
-    report(args)
-    return 0
+    return run_script(
+        "reproduce_contact.py",
+        args,
+        lambda: train_all(args, experiments(args)),
+        lambda: report(args),
+    )
 
 
 if __name__ == "__main__":

@@ -37,15 +37,18 @@ from _repro import (  # noqa: E402
     add_run_arguments,
     collect_results,
     command_lines,
+    deadline,
     log,
-    log_start,
     machine,
     mean_sd,
     model_builder,
+    parse,
     pin,
     predict_maps,
     prior_logit,
     read_json,
+    run_script,
+    train_log,
     train_side_by_side,
     write_json,
 )
@@ -75,9 +78,7 @@ def parse_args(argv=None):
         default=None,
         help="test sequence name for the heatmap figure (default: first RNase P)",
     )
-    args = p.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    return args
+    return parse(p, argv)
 
 
 def score(items, maps, threshold):
@@ -132,8 +133,8 @@ def training_batches(train, args, seed, epoch):
 def train_all(args, split):
     train = split["train"]
     steps = -(-len(train) // args.batch_size)
-    logfile = os.path.join(args.work, "train.log")
-    deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
+    logfile = train_log(args)
+    stop = deadline(args)
     for seed in args.seeds:
         bias = 0.0
         if args.output_prior:
@@ -151,7 +152,7 @@ def train_all(args, split):
             steps,
             (split["valid"], RnaItems, score),
             args.validate_every,
-            deadline,
+            stop,
             logfile,
         )
         if not finished:
@@ -364,17 +365,12 @@ def figure(args, split, results):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     split = read_split(args.data)
     if args.limit:
         split = {part: items[: args.limit] for part, items in split.items()}
-    os.makedirs(args.work, exist_ok=True)
-    if not args.report:
-        log_start(args.work, "reproduce_rna.py", args.argv)
-        if not train_all(args, split):
-            return 3
-    report(args, split)
-    return 0
+    return run_script(
+        "reproduce_rna.py", args, lambda: train_all(args, split), lambda: report(args, split)
+    )
 
 
 if __name__ == "__main__":

@@ -35,10 +35,13 @@ from _repro import (  # noqa: E402
     Run,
     collect_results,
     command_lines,
+    deadline,
     log,
-    log_start,
     machine,
     mean_sd,
+    parse,
+    run_script,
+    train_log,
     train_side_by_side,
     write_json,
 )
@@ -73,9 +76,7 @@ def parse_args(argv=None):
     p.add_argument("--stop-after", type=float, default=None, metavar="MINUTES")
     p.add_argument("--limit-users", type=int, default=None, help="only the first N users (smoke)")
     p.add_argument("--report", action="store_true", help="only write the report")
-    args = p.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    return args
+    return parse(p, argv)
 
 
 def load_split(args):
@@ -118,8 +119,8 @@ def train_all(args, split):
     from keras_symconv.data import rec_training_dataset
     from keras_symconv.losses import SampledBinaryCrossentropy
 
-    logfile = os.path.join(args.work, "train.log")
-    deadline = time.time() + 60 * args.stop_after if args.stop_after is not None else None
+    logfile = train_log(args)
+    stop = deadline(args)
     builders = {"cosrec": build_cosrec, "scosrec": build_scosrec}
 
     def build(kind):
@@ -155,7 +156,7 @@ def train_all(args, split):
 
         _, steps = rec_training_dataset(split.train, split.num_items, batch_size=args.batch_size)
         finished = train_side_by_side(
-            runs, args.epochs, batches, steps, validation, args.validate_every, deadline, logfile
+            runs, args.epochs, batches, steps, validation, args.validate_every, stop, logfile
         )
         if not finished:
             return False
@@ -278,15 +279,12 @@ def report(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.makedirs(args.work, exist_ok=True)
-    if not args.report:
-        split = load_split(args)
-        log_start(args.work, "reproduce_scosrec.py", args.argv)
-        if not train_all(args, split):
-            return 3
-    report(args)
-    return 0
+    return run_script(
+        "reproduce_scosrec.py",
+        args,
+        lambda: train_all(args, load_split(args)),
+        lambda: report(args),
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ sys.path.insert(0, HERE)
 
 from _repro import (  # noqa: E402
     RnaItems,
+    deadline,
     log,
     machine,
+    parse,
     predict_maps,
     read_json,
     write_json,
@@ -141,9 +143,7 @@ def parse_args(argv=None):
         help="write each model's best validation weights as the package's presets "
         "(keras_symconv/presets/strand16s-<model>.keras and .json), scoring the test set once",
     )
-    args = p.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    return args
+    return parse(p, argv)
 
 
 class LongRun:
@@ -385,7 +385,7 @@ def train(args):
     config = make_config(args, train_items)
     logfile = os.path.join(args.out, "train.log")
     log(logfile, "start: benchmarks/train_rna_long.py " + " ".join(args.argv) + f"; {machine()}")
-    deadline = None if args.stop_after is None else time.time() + 60 * args.stop_after
+    stop = deadline(args)
     full = args.valid_limit is None
     items = valid if full else sorted(valid, key=len)[: args.valid_limit]
     runs = [LongRun(args.out, kind, config) for kind in config["models"]]
@@ -403,10 +403,10 @@ def train(args):
                 log(logfile, f"{other.kind:4s} epoch {other.state['epoch']}: "
                     + validate_text(other.validate(items, full)))  # fmt: skip
                 other.save()
-        if (deadline is not None and time.time() > deadline) or (budget and budget[0] <= 0):
+        if (stop is not None and time.time() > stop) or (budget and budget[0] <= 0):
             log(logfile, "stopping (--stop-after); run again to resume")
             return 3
-        if not run.train_epoch(train_items, deadline, logfile, budget):
+        if not run.train_epoch(train_items, stop, logfile, budget):
             return 3
         h = run.state["history"][-1]
         text = (f"{run.kind:4s} epoch {h['epoch']} (crop {h['crop']}, step {h['steps']}): "

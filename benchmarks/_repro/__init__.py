@@ -27,6 +27,7 @@ from _repro.records import (
     write_json,
 )
 from _repro.runs import RnaItems, Run, model_builder, predict_maps, train_side_by_side
+from _repro.script import deadline, parse, run_script, train_log
 from keras_symconv.training import THRESHOLDS, choose_threshold, prior_logit
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "choose_threshold",
     "collect_results",
     "command_lines",
+    "deadline",
     "log",
     "log_start",
     "machine",
@@ -46,9 +48,12 @@ __all__ = [
     "model_builder",
     "pin",
     "predict_maps",
+    "parse",
     "prior_logit",
     "read_json",
+    "run_script",
     "start_commands",
+    "train_log",
     "train_side_by_side",
     "write_json",
 ]
