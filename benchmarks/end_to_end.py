@@ -112,9 +112,9 @@ def make_step(model, mode, x, y):
         return lambda _: np.asarray(model.train_on_batch(x, y))
     if mode == "train-unknown-side":
         # What fit runs per batch from a tf.data dataset whose length axes
-        # are None: Keras' train_step, traced for every side. (Timing fit
-        # itself, one step per call from a generator dataset, measured a
-        # wait: times near multiples of 5.12 s whatever the model.)
+        # are None: Keras' train_step, traced for every side. Timing fit
+        # itself would time its epoch-end wait instead (RESULTS.md, "fit's
+        # epoch-end wait").
         return memory_step(model, mode, x, y)[0]
     return lambda _: model.predict_on_batch(x)
 

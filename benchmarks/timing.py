@@ -34,8 +34,8 @@ def cpu_name():
 def machine():
     """One line naming the machine and the software, for every benchmark's log.
 
-    The CPU model matters: the same script gave Conv2D forward+backward
-    12.0 s on one 2-core machine of this project and 1.5 s on another.
+    The CPU model matters: absolute times differ several-fold between
+    2-core machines of this project.
     """
     return (
         f"{cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, "
@@ -120,8 +120,8 @@ def step_peak_mib(step, x, trace=None, warm_runs=3):
       set before it. Only the first run shows it: with oneDNN on
       (TensorFlow's default on x86 CPUs with AVX-512 VNNI / BF16),
       TensorFlow's CPU allocator keeps the memory a step freed, so a later
-      step's high-water mark shows nothing (measured: 1,244 MiB still
-      resident after a step whose tensors were freed). So it includes the
+      step's high-water mark shows nothing (RESULTS.md, "Fused symmetry
+      generation", note on memory). So it includes the
       first run's one-time costs (the graph's instantiation and
       optimization, oneDNN's generated kernels) and the allocator's pool,
       grown in regions that double in size, with its fragmentation.
@@ -130,7 +130,7 @@ def step_peak_mib(step, x, trace=None, warm_runs=3):
       median over ``warm_runs`` runs after the first: the tensors' own
       memory, with the allocator's rounding, in the steady state (the
       order in which independent operations run, and so the peak, varies
-      from run to run: one CNN step measured 585, 574 and 501 MiB).
+      from run to run).
     """
     if trace is not None:
         trace()
@@ -177,8 +177,7 @@ def run_memory_child(script, argv, runs=MEMORY_RUNS):
     the resident set follows the live tensors rather than glibc's cache.
     The median, because with oneDNN on the resident figure depends on how
     TensorFlow's CPU allocator happened to place the step's tensors in its
-    regions (the same step measured 522 MiB in one process and 682 MiB in
-    three others).
+    regions, which varies between processes.
     """
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     figures = []

@@ -144,7 +144,8 @@ class Blocks:
         In a symmetric network with maps in the upper layout each conv after
         the first starts once the previous one is done
         (:class:`~keras_symconv.RunAfter`): the same result, less memory held
-        at once (measured there; with full maps it held more, so not there).
+        at once; with full maps chaining holds more, so it is not used there
+        (``benchmarks/RESULTS.md``, "End to end").
         """
         outs = []
         for k, f in specs:

@@ -66,9 +66,9 @@ def column_kernel_width(kernel_width, pack):
 
 
 def _channel_cost(channels, lanes):
-    # Output channels are padded to whole vectors. With 16 lanes a last
-    # vector filled to exactly one half cost more still (measured: 40 output
-    # channels ran like 54, 20 like 32, 80 like 80); not measured with 8.
+    # Output channels are padded to whole vectors, and with 16 lanes a last
+    # vector filled to exactly one half costs more still: the weights are
+    # from benchmarks/RESULTS.md, "Triangular compute", column packing.
     padded = -(-channels // lanes) * lanes
     return padded * (1.125 if lanes == 16 and padded - channels == 8 else 1.0)
 
