@@ -7,34 +7,9 @@ encodings. After Maduranga, Zadorozhnyy & Ye, "Symmetry Structured
 Convolutional Neural Networks".
 """
 
-import keras
-
-if keras.backend.backend() != "tensorflow":
-    raise ImportError(
-        "keras_symconv needs the TensorFlow backend of Keras 3. "
-        f"Received: keras.backend.backend()={keras.backend.backend()!r}; set "
-        "KERAS_BACKEND=tensorflow."
-    )
-
-try:
-    import tensorflow  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "keras_symconv needs TensorFlow >= 2.16: pip install "
-        "'keras-symconv[cpu]' (or '[gpu]'), or install TensorFlow yourself."
-    ) from exc
-
-from keras_symconv import (  # noqa: E402
-    data,
-    initializers,
-    layers,
-    losses,
-    metrics,
-    ops,
-    utils,
-)
-from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform  # noqa: E402
-from keras_symconv.layers import (  # noqa: E402
+from keras_symconv import _backend, initializers, layers, ops, utils
+from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform
+from keras_symconv.layers import (
     FromUpper,
     FusedSymmetryGenerating2D,
     RunAfter,
@@ -45,8 +20,21 @@ from keras_symconv.layers import (  # noqa: E402
     ToUpper,
     UpperBatchNormalization,
 )
-from keras_symconv.models.cosrec import ItemScorer  # noqa: E402  (registers it)
-from keras_symconv.utils import asymmetry, check_symmetric  # noqa: E402
+from keras_symconv.utils import asymmetry, check_symmetric
+
+if _backend.TENSORFLOW:
+    # The data pipelines, losses, metrics and builders use TensorFlow; on
+    # the other backends the layers above run with keras.ops.
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "keras_symconv on the TensorFlow backend needs TensorFlow >= 2.16: pip install "
+            "'keras-symconv[cpu]' (or '[gpu]'), or install TensorFlow yourself."
+        ) from exc
+
+    from keras_symconv import data, losses, metrics
+    from keras_symconv.models.cosrec import ItemScorer  # noqa: F401  (registers it)
 
 __version__ = "0.1.0"
 
@@ -60,17 +48,15 @@ __all__ = [
     "FromUpper",
     "UpperBatchNormalization",
     "RunAfter",
-    "ItemScorer",
     "HalfGlorotUniform",
     "HalfGlorotNormal",
     "asymmetry",
     "check_symmetric",
-    "data",
     "initializers",
-    "losses",
-    "metrics",
     "layers",
     "ops",
     "utils",
     "__version__",
 ]
+if _backend.TENSORFLOW:
+    __all__ += ["ItemScorer", "data", "losses", "metrics"]

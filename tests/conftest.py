@@ -1,7 +1,9 @@
-"""Test configuration: two logical CPU devices (for tf.distribute tests).
+"""Test configuration: the backend's test files, two logical CPU devices.
 
-Logical devices can only be configured before TensorFlow's runtime starts, so
-this runs first, at collection.
+On TensorFlow (the default) the whole suite runs, with two logical CPU
+devices for the tf.distribute tests (they can only be configured before
+TensorFlow's runtime starts, so this runs first, at collection). On another
+backend (``KERAS_BACKEND=jax pytest``) only the files in ``ANY_BACKEND``.
 """
 
 import os
@@ -17,13 +19,19 @@ if _workers > 1:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _share)
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
-import tensorflow as tf  # noqa: E402
+#: Test files written for every Keras backend (NumPy and keras.ops only).
+#: Under KERAS_BACKEND=jax or torch only these are collected; every test in
+#: them carries the ``backends`` marker.
+ANY_BACKEND = ("test_backends.py",)
 
-_cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(
-    _cpus[0],
-    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
-)
+if os.environ["KERAS_BACKEND"] == "tensorflow":
+    import tensorflow as tf
+
+    _cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        _cpus[0],
+        [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
+    )
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
@@ -48,3 +56,19 @@ def pytest_xdist_auto_num_workers(config):
     so more workers cost memory faster than they save time.
     """
     return max(1, min(4, os.cpu_count() or 1))
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Off TensorFlow, collect only the files written for every backend."""
+    if keras.backend.backend() == "tensorflow" or collection_path.is_dir():
+        return None
+    name = collection_path.name
+    if name.startswith("test_") and name.endswith(".py") and name not in ANY_BACKEND:
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in ANY_BACKEND:
+            item.add_marker(pytest.mark.backends)

@@ -7,11 +7,11 @@ from keras_symconv.models import contact_map, cosrec, rna
 
 from keras_symconv import initializers, utils
 from keras_symconv.layers import generating, maps, preserving
-from keras_symconv.ops import kernels
+from keras_symconv.ops import slots
 
 
 @pytest.mark.parametrize(
-    "module", [kernels, generating, preserving, maps, initializers, utils, rna, contact_map, cosrec]
+    "module", [slots, generating, preserving, maps, initializers, utils, rna, contact_map, cosrec]
 )
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)

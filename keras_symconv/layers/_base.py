@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
+from keras_symconv import _backend
 from keras_symconv import _validation as check
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform
-from keras_symconv.ops import kernels, upper
-from keras_symconv.ops.convolution import Spec, full_conv
+from keras_symconv.ops import portable, slots
+from keras_symconv.ops.geometry import Spec
+
+if _backend.TENSORFLOW:
+    import tensorflow as tf
+
+    from keras_symconv.ops import kernels as kernel_ops
+    from keras_symconv.ops.convolution import full_conv
+else:
+    # Any other backend: keras.ops, every convolution over the full map.
+    kernel_ops = portable
 
 _INITIALIZER_ALIASES = {
     "half_glorot_uniform": HalfGlorotUniform,
@@ -32,14 +41,14 @@ def upper_input_shape(layer, input_shape):
             f"input (batch, L (L + 1) / 2, channels). Received: input_shape={input_shape}"
         )
     n = input_shape[1]
-    side = None if n is None else upper.side_of(int(n), f"input of layer {layer.name!r}")
+    side = None if n is None else portable.side_of(int(n), f"input of layer {layer.name!r}")
     return (input_shape[0], side, side, input_shape[2])
 
 
 def upper_output_shape(full_shape):
     """A full map's shape ``(batch, L, L, c)`` -> its upper layout's ``(batch, N, c)``."""
     batch, side, _, channels = full_shape
-    return (batch, None if side is None else upper.upper_length(side), channels)
+    return (batch, None if side is None else portable.upper_length(side), channels)
 
 
 class PackedInitializer:
@@ -56,7 +65,7 @@ class PackedInitializer:
 
     def __call__(self, shape, dtype=None):
         full = self.initializer(self.full_shape, dtype=dtype)
-        packed = kernels.pack_kernel(full, self.generating)
+        packed = kernel_ops.pack_kernel(full, self.generating)
         if tuple(packed.shape) != tuple(shape):
             raise ValueError(
                 f"Internal error: packed initial kernel has shape "
@@ -154,10 +163,10 @@ class SymmetricConv2D(keras.layers.Layer):
 
     def build(self, input_shape):
         in_channels = self._validate_input_shape(input_shape)
-        full_shape = kernels.full_kernel_shape(self.kernel_size, in_channels, self.filters)
+        full_shape = slots.full_kernel_shape(self.kernel_size, in_channels, self.filters)
         self.packed_kernel = self.add_weight(
             name="packed_kernel",
-            shape=kernels.packed_kernel_shape(
+            shape=slots.packed_kernel_shape(
                 self.kernel_size, in_channels, self.filters, self._generating
             ),
             initializer=PackedInitializer(self.kernel_initializer, full_shape, self._generating),
@@ -176,7 +185,7 @@ class SymmetricConv2D(keras.layers.Layer):
             )
         else:
             self.bias = None
-        self._expand = kernels.make_kernel_expander(self.kernel_size, self._generating)
+        self._expand = kernel_ops.make_kernel_expander(self.kernel_size, self._generating)
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: in_channels})
 
     @property
@@ -184,9 +193,11 @@ class SymmetricConv2D(keras.layers.Layer):
         """The full expanded kernel ``(C, C, in_channels, filters)``."""
         if not self.built:
             raise ValueError(f"Layer {self.name!r} has no kernel before it is built.")
-        # A tensor, never the variable itself: tf.custom_gradient rejects
-        # variable arguments on eager calls under a GradientTape.
-        return self._expand(tf.convert_to_tensor(self.packed_kernel))
+        if _backend.TENSORFLOW:
+            # A tensor, never the variable itself: tf.custom_gradient rejects
+            # variable arguments on eager calls under a GradientTape.
+            return self._expand(tf.convert_to_tensor(self.packed_kernel))
+        return self._expand(keras.ops.convert_to_tensor(self.packed_kernel))
 
     def _call_kernel(self):
         """The kernel :meth:`convolution_op` takes (the full one here)."""
@@ -194,11 +205,13 @@ class SymmetricConv2D(keras.layers.Layer):
 
     def convolution_op(self, inputs, kernel, bias):
         """The convolution of ``inputs`` with ``kernel``, plus ``bias`` (or ``None``)."""
-        return full_conv(inputs, kernel, bias, self._spec())
+        if _backend.TENSORFLOW:
+            return full_conv(inputs, kernel, bias, self._spec())
+        return portable.conv(inputs, kernel, bias, self.strides, self.dilation_rate, self.padding)
 
     def call(self, inputs):
-        kernel = tf.cast(self._call_kernel(), inputs.dtype)
-        bias = tf.cast(self.bias, inputs.dtype) if self.use_bias else None
+        kernel = keras.ops.cast(self._call_kernel(), inputs.dtype)
+        bias = keras.ops.cast(self.bias, inputs.dtype) if self.use_bias else None
         outputs = self.convolution_op(inputs, kernel, bias)
         if self.activation is not None:
             outputs = self.activation(outputs)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
+from keras_symconv import _backend
 from keras_symconv import _validation as check
-from keras_symconv.layers._base import SymmetricConv2D, upper_output_shape
-from keras_symconv.ops import kernels, upper
-from keras_symconv.ops.convolution import full_conv
-from keras_symconv.ops.generating import fused_generating_conv
+from keras_symconv.layers._base import SymmetricConv2D, kernel_ops, upper_output_shape
+from keras_symconv.ops import portable
+
+if _backend.TENSORFLOW:
+    import tensorflow as tf
+
+    from keras_symconv.ops import upper
+    from keras_symconv.ops.convolution import full_conv
+    from keras_symconv.ops.generating import fused_generating_conv
 
 
 @keras.saving.register_keras_serializable(package="keras_symconv")
@@ -78,6 +83,11 @@ class SymmetryGenerating2D(SymmetricConv2D):
         self.layout = check.choice(layout, "layout", ("full", "upper"))
 
     def convolution_op(self, inputs, kernel, bias):
+        if not _backend.TENSORFLOW:
+            outputs = portable.conv(
+                inputs, kernel, bias, self.strides, self.dilation_rate, self.padding
+            )
+            return portable.to_upper(outputs) if self.layout == "upper" else outputs
         outputs = full_conv(inputs, kernel, bias, self._spec())
         return upper.to_upper(outputs) if self.layout == "upper" else outputs
 
@@ -160,14 +170,20 @@ class FusedSymmetryGenerating2D(SymmetricConv2D):
             )
         n = int(input_shape[-1])
         super().build((input_shape[0], input_shape[1], input_shape[1], 2 * n))
-        self._expand_half = kernels.make_kernel_expander(self.kernel_size, generating=False)
+        self._expand_half = kernel_ops.make_kernel_expander(self.kernel_size, generating=False)
         self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: n})
 
     def _call_kernel(self):
         # The packed kernel expanded as a preserving one: (C, C, n, F).
+        if not _backend.TENSORFLOW:
+            return self._expand_half(keras.ops.convert_to_tensor(self.packed_kernel))
         return self._expand_half(tf.convert_to_tensor(self.packed_kernel))
 
     def convolution_op(self, inputs, kernel, bias):
+        if not _backend.TENSORFLOW:
+            return portable.fused_generating_conv(
+                inputs, kernel, bias, self.strides, self.dilation_rate, self.padding, self.layout
+            )
         return fused_generating_conv(
             inputs, kernel, bias, self.strides, self.dilation_rate, self.padding, self.layout
         )

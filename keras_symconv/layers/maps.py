@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
+from keras_symconv import _backend
 from keras_symconv.layers._base import upper_input_shape, upper_output_shape
-from keras_symconv.ops import upper
+from keras_symconv.ops import portable
+
+if _backend.TENSORFLOW:
+    import tensorflow as tf
+
+    from keras_symconv.ops import upper
+else:
+    upper = portable  # to_upper and from_upper with keras.ops
 
 
 @keras.saving.register_keras_serializable(package="keras_symconv")
@@ -42,6 +49,8 @@ class SelfCartesian(keras.layers.Layer):
             )
 
     def call(self, inputs):
+        if not _backend.TENSORFLOW:
+            return portable.self_cartesian(inputs)
         shape = tf.shape(inputs)
         full = tf.stack([shape[0], shape[1], shape[1], shape[2]])
         rows = tf.broadcast_to(inputs[:, :, None, :], full)
@@ -70,7 +79,7 @@ class Symmetrize(keras.layers.Layer):
             )
 
     def call(self, inputs):
-        return 0.5 * (inputs + tf.transpose(inputs, [0, 2, 1, 3]))
+        return portable.symmetrize(inputs)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -157,6 +166,8 @@ class RunAfter(keras.layers.Layer):
 
     def call(self, inputs):
         x, previous = inputs
+        if not _backend.TENSORFLOW:
+            return x  # JAX and PyTorch order nothing by control edges
         with tf.control_dependencies([previous]):
             return tf.identity(x)
 

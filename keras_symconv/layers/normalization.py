@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
+from keras_symconv import _backend
 from keras_symconv.layers._base import upper_input_shape
-from keras_symconv.ops import upper
+from keras_symconv.ops import portable
+
+if _backend.TENSORFLOW:
+    import tensorflow as tf
+
+    from keras_symconv.ops import upper
 
 
 @keras.saving.register_keras_serializable(package="keras_symconv")
@@ -74,6 +79,8 @@ class UpperBatchNormalization(keras.layers.BatchNormalization):
         return mean, variance
 
     def call(self, inputs, training=None):
+        if not _backend.TENSORFLOW:
+            return self._call_keras_ops(inputs, training)
         compute_dtype = "float32" if inputs.dtype in (tf.float16, tf.bfloat16) else inputs.dtype
         x = tf.cast(inputs, compute_dtype)
         if training and self.trainable:
@@ -97,3 +104,31 @@ class UpperBatchNormalization(keras.layers.BatchNormalization):
             self.epsilon,
         )
         return tf.cast(outputs, self.compute_dtype)
+
+    def _call_keras_ops(self, inputs, training):
+        """``call`` with ``keras.ops`` (the JAX and PyTorch backends)."""
+        ops = keras.ops
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        x = ops.cast(inputs, "float32" if dtype in ("float16", "bfloat16") else dtype)
+        if training and self.trainable:
+            mean, variance = portable.upper_moments(x)
+            momentum = self.momentum
+            self.moving_mean.assign(
+                ops.cast(self.moving_mean, x.dtype) * momentum + mean * (1.0 - momentum)
+            )
+            self.moving_variance.assign(
+                ops.cast(self.moving_variance, x.dtype) * momentum + variance * (1.0 - momentum)
+            )
+        else:
+            mean = ops.cast(self.moving_mean, x.dtype)
+            variance = ops.cast(self.moving_variance, x.dtype)
+        outputs = ops.batch_normalization(
+            x,
+            mean,
+            variance,
+            axis=-1,
+            offset=ops.cast(self.beta, x.dtype) if self.center else None,
+            scale=ops.cast(self.gamma, x.dtype) if self.scale else None,
+            epsilon=self.epsilon,
+        )
+        return ops.cast(outputs, self.compute_dtype)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import keras
 
+from keras_symconv import _backend
 from keras_symconv import _validation as check
 from keras_symconv.layers._base import SymmetricConv2D, upper_input_shape, upper_output_shape
-from keras_symconv.ops.convolution import preserving_strategy
+from keras_symconv.ops import portable
 from keras_symconv.ops.plan import Rules, plan
+
+if _backend.TENSORFLOW:
+    from keras_symconv.ops.convolution import preserving_strategy
 
 
 @keras.saving.register_keras_serializable(package="keras_symconv")
@@ -61,11 +65,15 @@ class SymmetryPreserving2D(SymmetricConv2D):
             side; ``"full"`` expands the map, convolves it whole and keeps
             the upper triangle (a reference, slower). The plan is
             :func:`keras_symconv.ops.plan.plan` with this class's constants.
+            The blocks run on the TensorFlow backend; on JAX and PyTorch
+            every value computes the full map with ``keras.ops``
+            (:mod:`keras_symconv.ops.portable`), the same function.
         layout: ``"full"`` (default): input and output are full maps
             ``(batch, L, L, channels)``. ``"upper"``: both are in the
             upper-triangle layout of :mod:`keras_symconv.ops.upper`,
             ``(batch, L (L + 1) / 2, channels)``, half the memory; needs
-            ``strides=1``. The same weights compute the same function.
+            ``strides=1``. The same weights compute the same function (off
+            TensorFlow through the full map, so without the memory saving).
         **kwargs: base layer arguments (``name``, ``dtype``, ``trainable``).
 
     Raises:
@@ -166,7 +174,10 @@ class SymmetryPreserving2D(SymmetricConv2D):
 
     def build(self, input_shape):
         spec = self._spec(layout=self.layout, compute=self.compute)
-        self._strategy = preserving_strategy(spec)
+        # Off TensorFlow: keras.ops, in full (the same function, same weights).
+        self._strategy = (
+            preserving_strategy(spec) if _backend.TENSORFLOW else portable.preserving_conv
+        )
         if self.layout == "full":
             return super().build(input_shape)
         super().build(upper_input_shape(self, input_shape))

@@ -1,7 +1,11 @@
-"""The compute behind the layers, as pure TensorFlow functions.
+"""The compute behind the layers, as pure functions.
 
-Modules, each calling only those listed before it:
+Modules, each calling only those listed before it (``slots``, ``geometry``,
+``plan`` and ``portable`` import on every backend, the others need
+TensorFlow):
 
+- :mod:`~keras_symconv.ops.slots`: where each entry of a symmetric kernel is
+  stored (NumPy).
 - :mod:`~keras_symconv.ops.kernels`: the packed triangular kernel, its
   expansion to the full kernel and the paper's update rules (eqs. 3 and 5).
 - :mod:`~keras_symconv.ops.geometry`: a convolution's sizes and paddings;
@@ -16,20 +20,25 @@ Modules, each calling only those listed before it:
 - :mod:`~keras_symconv.ops.generating`: the fused generating convolution,
   a sequence to a symmetric map.
 - :mod:`~keras_symconv.ops.convolution`: the strategies the layers call.
+- :mod:`~keras_symconv.ops.portable`: the same with ``keras.ops``, every
+  convolution over the full map, for the JAX and PyTorch backends.
 """
 
-from keras_symconv.ops import (
-    columns,
-    convolution,
-    generating,
-    geometry,
-    kernels,
-    plan,
-    triangular,
-    upper,
-)
+from keras_symconv import _backend
+from keras_symconv.ops import geometry, plan, portable, slots
+
+if _backend.TENSORFLOW:
+    from keras_symconv.ops import (
+        columns,
+        convolution,
+        generating,
+        kernels,
+        triangular,
+        upper,
+    )
 
 __all__ = [
+    "slots",
     "kernels",
     "geometry",
     "plan",
@@ -38,4 +47,5 @@ __all__ = [
     "upper",
     "generating",
     "convolution",
+    "portable",
 ]

@@ -11,12 +11,10 @@ the output side known then.
 
 from __future__ import annotations
 
-import dataclasses
-
 import tensorflow as tf
 
 from keras_symconv.ops import triangular, upper
-from keras_symconv.ops.geometry import output_length
+from keras_symconv.ops.geometry import Spec
 from keras_symconv.ops.plan import plan
 
 __all__ = [
@@ -27,22 +25,6 @@ __all__ = [
     "full_conv_upper",
     "preserving_strategy",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class Spec:
-    """A square convolution's arguments (``padding`` in lower case)."""
-
-    kernel_size: int
-    strides: int = 1
-    dilation: int = 1
-    padding: str = "same"
-    layout: str = "full"
-    compute: str = "auto"
-
-    def output_side(self, side):
-        """Output side for an input side (``None`` stays ``None``)."""
-        return output_length(side, self.kernel_size, self.strides, self.dilation, self.padding)
 
 
 def full_conv(x, kernel, bias, spec, rules=None):

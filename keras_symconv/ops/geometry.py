@@ -18,15 +18,16 @@ number of blocks, so a graph built for any side stays small).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
-import tensorflow as tf
 
 __all__ = [
     "effective_size",
     "conv_padding",
     "output_length",
+    "Spec",
     "strip_bounds",
     "min_side",
     "Blocks",
@@ -76,6 +77,22 @@ def min_side(kernel_size, dilation, strips, splits=1):
     return strips * splits * max(effective_size(kernel_size, dilation), 2)
 
 
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A square convolution's arguments (``padding`` in lower case)."""
+
+    kernel_size: int
+    strides: int = 1
+    dilation: int = 1
+    padding: str = "same"
+    layout: str = "full"
+    compute: str = "auto"
+
+    def output_side(self, side):
+        """Output side for an input side (``None`` stays ``None``)."""
+        return output_length(side, self.kernel_size, self.strides, self.dilation, self.padding)
+
+
 class Blocks:
     """The blocks of an output side's upper triangle, as vectors.
 
@@ -105,6 +122,8 @@ class Blocks:
             take, where = (lambda a, i: a[i]), np.where
             bounds = (np.arange(strips + 1) * side) // strips
         else:
+            import tensorflow as tf  # a tensor side: the TensorFlow backend only
+
             take, where = tf.gather, tf.where
             bounds = (tf.range(strips + 1) * side) // strips
         top, bottom = take(bounds, self.strip), take(bounds, self.strip + 1)
@@ -144,6 +163,8 @@ class Blocks:
         piece, or in its strip's rectangle when ``c`` is past the strip's
         diagonal block.
         """
+        import tensorflow as tf  # the blocks' compute runs on TensorFlow only
+
         r0, c0, h, w = (tf.cast(v, tf.int32) for v in (self.r0, self.c0, self.h, self.w))
         per_strip = self.splits + 1
         pieces = np.flatnonzero(self.piece)

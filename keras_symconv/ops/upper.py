@@ -36,13 +36,14 @@ when the graph is built) or a scalar tensor.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import tensorflow as tf
 
+from keras_symconv.ops import portable
 from keras_symconv.ops.columns import block_conv2d, choose_columns, column_filter_grad
 from keras_symconv.ops.geometry import Blocks, conv_padding
+from keras_symconv.ops.portable import upper_length
 
 __all__ = [
     "upper_length",
@@ -59,11 +60,6 @@ __all__ = [
 ]
 
 
-def upper_length(side):
-    """``N = L (L + 1) / 2`` for a side ``L`` (Python int or tensor)."""
-    return side * (side + 1) // 2
-
-
 def side_of(n, name="input"):
     """The side ``L`` of an upper-layout map with ``n`` entries.
 
@@ -74,13 +70,7 @@ def side_of(n, name="input"):
     if n is None:
         return None
     if isinstance(n, int):
-        side = (math.isqrt(8 * n + 1) - 1) // 2
-        if upper_length(side) != n:
-            raise ValueError(
-                f"The {name} is not a symmetric map in the upper layout: its second axis has "
-                f"{n} entries, not L (L + 1) / 2 for any side L."
-            )
-        return side
+        return portable.side_of(n, name)
     n = tf.cast(n, tf.int32)
     root = tf.sqrt(tf.cast(8 * tf.cast(n, tf.int64) + 1, tf.float64))
     side = tf.cast(tf.round((root - 1.0) / 2.0), tf.int32)

@@ -1,0 +1,198 @@
+"""The layers' properties on whichever Keras backend runs the suite.
+
+Written with NumPy and ``keras.ops`` only, so that the same tests run under
+``KERAS_BACKEND=tensorflow`` (with the whole suite) and under
+``KERAS_BACKEND=jax`` or ``torch`` (these tests alone; see
+``tests/conftest.py``). References: NumPy, a stock ``keras.layers.Conv2D``
+holding the expanded kernel, and the backend's own autodiff.
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_symconv as ks
+from keras_symconv.ops import slots
+
+BACKEND = keras.backend.backend()
+
+
+def _gradient(loss, variables):
+    """``d loss() / d variables`` with the backend's autodiff, as NumPy arrays."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = loss()
+        return [g.numpy() for g in tape.gradient(value, [v.value for v in variables])]
+    if BACKEND == "jax":
+        import jax
+
+        def pure(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return loss()
+
+        grads = jax.grad(pure)([v.value for v in variables])
+        return [np.asarray(g) for g in grads]
+    if BACKEND == "torch":
+        value = loss()
+        grads = __import__("torch").autograd.grad(value, [v.value for v in variables])
+        return [g.detach().cpu().numpy() for g in grads]
+    pytest.skip(f"no gradient helper for backend {BACKEND!r}")
+
+
+def _symmetric(rng, shape):
+    x = rng.normal(size=shape).astype("float32")
+    return x + x.transpose(0, 2, 1, 3)
+
+
+def _self_cartesian(x):
+    b, n, c = x.shape
+    rows = np.broadcast_to(x[:, :, None, :], (b, n, n, c))
+    cols = np.broadcast_to(x[:, None, :, :], (b, n, n, c))
+    return np.concatenate([rows, cols], axis=-1)
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, padding", [(1, "same"), (3, "same"), (3, "valid"), (4, "same")]
+)
+def test_generating_output_is_symmetric_and_equals_conv2d(kernel_size, padding):
+    """Theorem 1, and the layer equals a stock Conv2D with its expanded kernel."""
+    rng = np.random.default_rng(kernel_size)
+    x = rng.normal(size=(2, 10, 3)).astype("float32")
+    pairs = ks.SelfCartesian()(x)
+    np.testing.assert_array_equal(_np(pairs), _self_cartesian(x))
+    layer = ks.SymmetryGenerating2D(5, kernel_size, padding=padding, bias_initializer="ones")
+    z = _np(layer(pairs))
+    np.testing.assert_allclose(z, z.transpose(0, 2, 1, 3), atol=1e-5)
+    np.testing.assert_allclose(_np(layer.to_conv2d()(pairs)), z, rtol=1e-5, atol=1e-5)
+    # fused: the same function from the sequence, with the same weights
+    fused = ks.FusedSymmetryGenerating2D(5, kernel_size, padding=padding)
+    fused.build(x.shape)
+    fused.set_weights(layer.get_weights())
+    np.testing.assert_allclose(_np(fused(x)), z, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("compute", ["auto", "full"])
+def test_preserving_output_is_symmetric_and_equals_conv2d(compute):
+    rng = np.random.default_rng(1)
+    x = _symmetric(rng, (2, 12, 12, 4))
+    layer = ks.SymmetryPreserving2D(3, 5, dilation_rate=2, compute=compute, activation="tanh")
+    z = _np(layer(x))
+    np.testing.assert_allclose(z, z.transpose(0, 2, 1, 3), atol=1e-5)
+    np.testing.assert_allclose(_np(layer.to_conv2d()(x)), z, rtol=1e-5, atol=1e-5)
+    kernel = _np(layer.kernel)
+    np.testing.assert_array_equal(kernel, kernel.transpose(1, 0, 2, 3))
+    assert layer.count_params() == slots.num_kernel_params(5, 4, 3, False) + 3
+
+
+@pytest.mark.parametrize("generating", [False, True])
+def test_packed_gradient_is_the_update_rule(generating):
+    """Autodiff through the layer equals eqs. 3 / 5 applied to the full kernel's gradient."""
+    rng = np.random.default_rng(2)
+    c, channels, filters = 3, 2, 3
+    if generating:
+        layer = ks.SymmetryGenerating2D(filters, c)
+        x = _self_cartesian(rng.normal(size=(2, 7, channels)).astype("float32"))
+    else:
+        layer = ks.SymmetryPreserving2D(filters, c)
+        x = _symmetric(rng, (2, 7, 7, channels))
+    layer.build(x.shape)
+    target = rng.normal(size=(2, 7, 7, filters)).astype("float32")
+    (packed_grad,) = _gradient(lambda: keras.ops.sum(layer(x) * target), [layer.packed_kernel])
+    # the full kernel's gradient, by autodiff of a stock Conv2D
+    conv = layer.to_conv2d()
+    full_grad = _gradient(lambda: keras.ops.sum(conv(x) * target), [conv.kernel])[0]
+    flat = full_grad.reshape(c * c, *full_grad.shape[2:])
+    if generating:
+        flat = flat[:, :channels] + flat[:, channels:]  # eq. 3
+    want = np.zeros_like(packed_grad)
+    np.add.at(want, slots.symmetric_index_map(c), flat)  # eq. 5
+    np.testing.assert_allclose(packed_grad, want, rtol=1e-4, atol=1e-4)
+
+
+def test_upper_layout_equals_full_layout():
+    rng = np.random.default_rng(3)
+    x = _symmetric(rng, (2, 9, 9, 3))
+    up = ks.ToUpper()(x)
+    assert tuple(up.shape) == (2, 45, 3)
+    np.testing.assert_array_equal(_np(ks.FromUpper()(up)), x)
+    full = ks.SymmetryPreserving2D(4, 3)
+    upper = ks.SymmetryPreserving2D(4, 3, layout="upper")
+    want = full(x)
+    upper.build(up.shape)
+    upper.set_weights(full.get_weights())
+    np.testing.assert_allclose(_np(ks.FromUpper()(upper(up))), _np(want), rtol=1e-5, atol=1e-5)
+    # batch norm with the full map's statistics
+    bn, upper_bn = keras.layers.BatchNormalization(), ks.UpperBatchNormalization()
+    want = _np(bn(x, training=True))
+    got = _np(ks.FromUpper()(upper_bn(up, training=True)))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(_np(upper_bn.moving_mean), _np(bn.moving_mean), atol=1e-5)
+    np.testing.assert_allclose(_np(upper_bn.moving_variance), _np(bn.moving_variance), atol=1e-4)
+
+
+def _tiny_model():
+    inputs = keras.Input((None, 4))
+    h = ks.FusedSymmetryGenerating2D(6, 1, layout="upper")(inputs)
+    h = ks.UpperBatchNormalization()(h)
+    h = keras.layers.Activation("relu")(h)
+    a = ks.SymmetryPreserving2D(4, 3, layout="upper")(h)
+    b = ks.SymmetryPreserving2D(4, 5, layout="upper")(ks.RunAfter()([h, a]))
+    h = keras.layers.Concatenate()([a, b])
+    h = ks.SymmetryPreserving2D(1, 3, layout="upper", activation="sigmoid")(h)
+    return keras.Model(inputs, ks.FromUpper()(h))
+
+
+def test_fit_learns_pairs_and_keeps_the_maps_symmetric(tmp_path):
+    rng = np.random.default_rng(4)
+    tokens = rng.integers(0, 4, size=(32, 12))
+    x = np.eye(4, dtype="float32")[tokens]
+    # pairs of complementary tokens (0-3, 1-2): a rule the first layer can see
+    target = (tokens[:, :, None] + tokens[:, None, :] == 3).astype("float32")[..., None]
+    rate = target.mean()
+    constant = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))  # best constant's loss
+    model = _tiny_model()
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
+    history = model.fit(x, target, batch_size=8, epochs=15, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.5 * constant, (losses, constant)
+    y = model.predict(x[:2], verbose=0)
+    assert ks.asymmetry(y) < 1e-5
+    # a .keras file round trip, in safe mode
+    path = str(tmp_path / "tiny.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x[:2], verbose=0), y, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_arguments_and_inputs_are_named():
+    with pytest.raises(ValueError, match="kernel_size"):
+        ks.SymmetryPreserving2D(4, (3, 5))
+    with pytest.raises(ValueError, match="layout"):
+        ks.SymmetryPreserving2D(4, 3, layout="lower")
+    with pytest.raises(ValueError, match="even channel count"):
+        ks.SymmetryGenerating2D(4, 3)(np.zeros((1, 5, 5, 3), "float32"))
+    with pytest.raises(ValueError, match="square"):
+        ks.SymmetryPreserving2D(4, 3)(np.zeros((1, 5, 6, 2), "float32"))
+    with pytest.raises(ValueError, match="upper layout"):
+        ks.FromUpper()(np.zeros((1, 7, 2), "float32"))
+
+
+def test_import_does_not_load_tensorflow_on_jax():
+    pytest.importorskip("jax")
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    code = "import sys, keras_symconv; print('tensorflow' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
