@@ -20,6 +20,7 @@ from keras_symconv.layers import (
     ToUpper,
     UpperBatchNormalization,
 )
+from keras_symconv.models.cosrec import ItemScorer  # registered for .keras files
 from keras_symconv.utils import asymmetry, check_symmetric
 
 if _backend.TENSORFLOW:
@@ -34,7 +35,6 @@ if _backend.TENSORFLOW:
         ) from exc
 
     from keras_symconv import data, losses, metrics
-    from keras_symconv.models.cosrec import ItemScorer  # noqa: F401  (registers it)
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,7 @@ __all__ = [
     "FromUpper",
     "UpperBatchNormalization",
     "RunAfter",
+    "ItemScorer",
     "HalfGlorotUniform",
     "HalfGlorotNormal",
     "asymmetry",
@@ -59,4 +60,4 @@ __all__ = [
     "__version__",
 ]
 if _backend.TENSORFLOW:
-    __all__ += ["ItemScorer", "data", "losses", "metrics"]
+    __all__ += ["data", "losses", "metrics"]

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_symconv import _backend
 from keras_symconv import _validation as check
 from keras_symconv.layers import (
     FusedSymmetryGenerating2D,
@@ -120,12 +120,25 @@ class ItemScorer(keras.layers.Layer):
         )
 
     def call(self, inputs):
+        if not _backend.TENSORFLOW:
+            return self._call_keras_ops(inputs)
+        import tensorflow as tf  # tf.gather: sparse gradients for the item table
+
         if isinstance(inputs, (list, tuple)):
             x, items = inputs
             items = tf.cast(items, "int32")
             w = tf.gather(self.item_weights, items)
             return tf.einsum("bkd,bd->bk", w, x) + tf.gather(self.item_bias, items)
         return tf.matmul(inputs, self.item_weights, transpose_b=True) + self.item_bias
+
+    def _call_keras_ops(self, inputs):
+        ops = keras.ops
+        if isinstance(inputs, (list, tuple)):
+            x, items = inputs
+            items = ops.cast(items, "int32")
+            w = ops.take(self.item_weights, items, axis=0)
+            return ops.einsum("bkd,bd->bk", w, x) + ops.take(self.item_bias, items, axis=0)
+        return ops.matmul(inputs, ops.transpose(self.item_weights)) + self.item_bias
 
     def compute_output_shape(self, input_shape):
         if isinstance(input_shape[0], (list, tuple)):

@@ -196,3 +196,113 @@ def test_import_does_not_load_tensorflow_on_jax():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+RNA_TINY = dict(
+    lstm_units=4,
+    dense_units=3,
+    first_filters=6,
+    block1=((5, 4), (3, 2)),
+    block2=((3, 4),),
+    block3=((3, 4),),
+    side_filters=2,
+)
+
+
+def test_paper_builders_have_the_paper_sizes():
+    from keras_symconv.models import build_cosrec, build_rna_cnn, build_rna_scnn, build_scosrec
+
+    def trainable(model):
+        return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+    assert trainable(build_rna_scnn()) == 239_318
+    assert trainable(build_rna_cnn()) == 389_538
+    assert trainable(build_scosrec(6040, 3417)) == 1_731_209
+    assert trainable(build_cosrec(6040, 3417)) == 1_983_369
+
+
+def test_rna_builders_fit_predict_and_save(tmp_path):
+    from keras_symconv.models import build_rna_cnn, build_rna_scnn
+
+    rng = np.random.default_rng(5)
+    x = np.eye(5, dtype="float32")[rng.integers(0, 5, (4, 16))]
+    y = (rng.random((4, 16, 16, 1)) < 0.1).astype("float32")
+    y = np.maximum(y, y.transpose(0, 2, 1, 3))
+    for build in (build_rna_scnn, build_rna_cnn):
+        model = build(**RNA_TINY)
+        model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
+        model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+        p = model.predict(x, verbose=0)
+        assert p.shape == (4, 16, 16, 1) and np.all((p >= 0) & (p <= 1))
+        if build is build_rna_scnn:
+            assert ks.asymmetry(p) < 1e-6
+        path = str(tmp_path / f"{model.name}.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), p, rtol=1e-5, atol=1e-6)
+
+
+def test_contact_and_recommender_builders_run():
+    from keras_symconv.models import build_contact_scnn, build_scosrec
+
+    rng = np.random.default_rng(6)
+    contact = build_contact_scnn(
+        lstm_units=4, dense_units=3, first_filters=6, blocks=(((3, 4),),), final_blocks=(((3, 4),),)
+    )
+    seq = rng.normal(size=(2, 10, 25)).astype("float32")
+    pair = _symmetric(rng, (2, 10, 10, 3))
+    p = contact.predict([seq, pair], verbose=0)
+    assert p.shape == (2, 10, 10, 1) and ks.asymmetry(p) < 1e-6
+    rec = build_scosrec(7, 12, embedding_dim=6, blocks=(4, 6), fc_units=5)
+    users = np.arange(4, dtype="int32")
+    sequences = rng.integers(1, 12, (4, 5)).astype("int32")
+    items = rng.integers(1, 12, (4, 3)).astype("int32")
+    logits = rec.predict([users, sequences, items], verbose=0)
+    assert logits.shape == (4, 3) and np.all(np.isfinite(logits))
+
+
+@pytest.mark.parametrize("name", ["strand16s-scnn", "strand16s-cnn"])
+def test_presets_load_in_safe_mode_and_predict(name):
+    from keras_symconv import pretrained
+
+    model = pretrained.load_preset(name)
+    x = np.eye(5, dtype="float32")[np.random.default_rng(7).integers(0, 4, (1, 30))]
+    p = model.predict(x, verbose=0)
+    assert p.shape == (1, 30, 30, 1) and np.all((p >= 0) & (p <= 1))
+    if name.endswith("scnn"):
+        np.testing.assert_array_equal(p, p.transpose(0, 2, 1, 3))
+
+
+_SAVE_ON_OTHER_BACKEND = """
+import sys
+import keras, numpy as np
+import keras_symconv as ks
+sys.path.insert(0, {tests!r})
+from test_backends import _tiny_model
+keras.utils.set_random_seed(0)
+model = _tiny_model()
+x = np.eye(4, dtype="float32")[np.random.default_rng(0).integers(0, 4, (2, 11))]
+model.save({path!r})
+np.savez({arrays!r}, x=x, y=model.predict(x, verbose=0))
+print(keras.backend.backend())
+"""
+
+
+def test_a_file_saved_on_another_backend_loads_here_with_the_same_outputs(tmp_path):
+    other = "jax" if BACKEND == "tensorflow" else "tensorflow"
+    pytest.importorskip(other)
+    path, arrays = str(tmp_path / "other.keras"), str(tmp_path / "other.npz")
+    code = _SAVE_ON_OTHER_BACKEND.format(
+        tests=os.path.dirname(os.path.abspath(__file__)), path=path, arrays=arrays
+    )
+    env = dict(os.environ, KERAS_BACKEND=other, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == other
+    model = keras.saving.load_model(path, safe_mode=True)
+    saved = np.load(arrays)
+    np.testing.assert_allclose(
+        model.predict(saved["x"], verbose=0), saved["y"], rtol=1e-5, atol=1e-6
+    )
