@@ -106,7 +106,7 @@ def test_packed_gradient_is_the_update_rule(generating):
         layer = ks.SymmetryPreserving2D(filters, c)
         x = _symmetric(rng, (2, 7, 7, channels))
     layer.build(x.shape)
-    target = rng.normal(size=(2, 7, 7, filters)).astype("float32")
+    target = keras.ops.convert_to_tensor(rng.normal(size=(2, 7, 7, filters)).astype("float32"))
     (packed_grad,) = _gradient(lambda: keras.ops.sum(layer(x) * target), [layer.packed_kernel])
     # the full kernel's gradient, by autodiff of a stock Conv2D
     conv = layer.to_conv2d()
