@@ -123,3 +123,26 @@ def test_allocator_figure_is_the_median_of_the_warm_runs(tmp_path):
     peak = _tf_child(tmp_path, [100, 300, 200, 40])
     assert 195 <= peak.allocator <= 260, peak
     assert 75 <= peak.resident <= 160, peak
+
+
+def test_backend_speed_prints_both_tables_with_positive_ratios(capsys):
+    import backend_speed
+
+    argv = (
+        "--backend tensorflow --reps 1 --side 16 --channels 2 --kernel 3 --crop 12 --batch 2 "
+        "--infer-length 14 --tiny"
+    ).split()
+    assert backend_speed.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# backend_speed: ") and "tensorflow 2." in lines[0]
+    rows = [line.split(" | ") for line in lines if line.startswith("| ") and " vs " in line]
+    assert [r[0] for r in rows] == [
+        "| SymmetryPreserving2D vs Conv2D",
+        "| FusedSymmetryGenerating2D vs SelfCartesian + Conv2D",
+    ]
+    assert all(float(r[3]) > 0 and float(r[5].rstrip(" |")) > 0 for r in rows)
+    steps = [
+        line for line in lines if line.startswith("| training") or line.startswith("| inference")
+    ]
+    assert len(steps) == 2 and "batch 2 x 12" in steps[0] and "1 x 14" in steps[1]
+    assert all(float(s.split(" | ")[-1].rstrip(" |")) > 0 for s in steps)
