@@ -45,17 +45,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def time_side_by_side(steps, reps):
     """Median seconds of each step, interleaved, after one warm-up call each."""
     for step in steps:
@@ -119,15 +108,8 @@ def rna_models_table(args, keras, ks, np):
 
     tiny = {}
     if args.tiny:
-        tiny = dict(
-            lstm_units=4,
-            dense_units=3,
-            first_filters=6,
-            block1=((5, 4), (3, 2)),
-            block2=((3, 4),),
-            block3=((3, 4),),
-            side_filters=2,
-        )
+        tiny = {"lstm_units": 4, "dense_units": 3, "first_filters": 6, "side_filters": 2}
+        tiny.update(block1=((5, 4),), block2=((3, 4),), block3=((3, 4),))
     rng = np.random.default_rng(1)
     x = np.eye(5, dtype="float32")[rng.integers(0, 5, (args.batch, args.crop))]
     y = (rng.random((args.batch, args.crop, args.crop, 1)) < 0.02).astype("float32")
@@ -166,6 +148,8 @@ def _weighted_bce(keras, positive_weight):
 
 
 def main(argv=None):
+    from cpu import cpu_name
+
     args = parse_args(argv)
     os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -177,7 +161,7 @@ def main(argv=None):
     version = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[args.backend]
     backend_version = __import__(version).__version__
     print(
-        f"# backend_speed: {time.strftime('%Y-%m-%d')}, {_cpu()} ({platform.machine()}), "
+        f"# backend_speed: {time.strftime('%Y-%m-%d')}, {cpu_name()} ({platform.machine()}), "
         f"{os.cpu_count()} cores, Keras {keras.__version__}, {args.backend} {backend_version}, "
         f"Python {platform.python_version()}, reps {args.reps}"
     )

@@ -14,6 +14,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from tiny import CONTACT_TINY, RNA_TINY
 
 import keras_symconv as ks
 from keras_symconv.ops import slots
@@ -198,17 +199,6 @@ def test_import_does_not_load_tensorflow_on_jax():
     assert result.stdout.strip().splitlines()[-1] == "False"
 
 
-RNA_TINY = dict(
-    lstm_units=4,
-    dense_units=3,
-    first_filters=6,
-    block1=((5, 4), (3, 2)),
-    block2=((3, 4),),
-    block3=((3, 4),),
-    side_filters=2,
-)
-
-
 def test_paper_builders_have_the_paper_sizes():
     from keras_symconv.models import build_cosrec, build_rna_cnn, build_rna_scnn, build_scosrec
 
@@ -246,9 +236,7 @@ def test_contact_and_recommender_builders_run():
     from keras_symconv.models import build_contact_scnn, build_scosrec
 
     rng = np.random.default_rng(6)
-    contact = build_contact_scnn(
-        lstm_units=4, dense_units=3, first_filters=6, blocks=(((3, 4),),), final_blocks=(((3, 4),),)
-    )
+    contact = build_contact_scnn(**CONTACT_TINY)
     seq = rng.normal(size=(2, 10, 25)).astype("float32")
     pair = _symmetric(rng, (2, 10, 10, 3))
     p = contact.predict([seq, pair], verbose=0)

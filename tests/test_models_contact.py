@@ -9,16 +9,11 @@ from keras_symconv.models import (
     build_contact_cnn,
     build_contact_scnn,
 )
+from tiny import CONTACT_TINY
 
 import keras_symconv as ks
 
-TINY = dict(
-    lstm_units=4,
-    dense_units=3,
-    first_filters=6,
-    blocks=(((5, 4), (3, 2)), ((3, 4),)),
-    final_blocks=(((3, 4),),),
-)
+TINY = CONTACT_TINY
 
 
 def trainable(model):

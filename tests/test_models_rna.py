@@ -6,19 +6,12 @@ import keras
 import numpy as np
 import pytest
 from keras_symconv.models import PAPER_TRAINABLE_PARAMS, build_rna_cnn, build_rna_scnn
+from tiny import RNA_TINY
 
 import keras_symconv as ks
 from keras_symconv.losses import PairBinaryCrossentropy
 
-TINY = dict(
-    lstm_units=4,
-    dense_units=3,
-    first_filters=6,
-    block1=((5, 4), (3, 2)),
-    block2=((3, 4),),
-    block3=((3, 4),),
-    side_filters=2,
-)
+TINY = RNA_TINY
 
 
 def trainable(model):

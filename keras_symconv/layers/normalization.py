@@ -79,39 +79,14 @@ class UpperBatchNormalization(keras.layers.BatchNormalization):
         return mean, variance
 
     def call(self, inputs, training=None):
-        if not _backend.TENSORFLOW:
-            return self._call_keras_ops(inputs, training)
-        compute_dtype = "float32" if inputs.dtype in (tf.float16, tf.bfloat16) else inputs.dtype
-        x = tf.cast(inputs, compute_dtype)
-        if training and self.trainable:
-            mean, variance = self._full_map_moments(x)
-            momentum = tf.cast(self.momentum, x.dtype)
-            self.moving_mean.assign(
-                tf.cast(self.moving_mean, x.dtype) * momentum + mean * (1.0 - momentum)
-            )
-            self.moving_variance.assign(
-                tf.cast(self.moving_variance, x.dtype) * momentum + variance * (1.0 - momentum)
-            )
-        else:
-            mean = tf.cast(self.moving_mean, x.dtype)
-            variance = tf.cast(self.moving_variance, x.dtype)
-        outputs = tf.nn.batch_normalization(
-            x,
-            mean,
-            variance,
-            tf.cast(self.beta, x.dtype) if self.center else None,
-            tf.cast(self.gamma, x.dtype) if self.scale else None,
-            self.epsilon,
-        )
-        return tf.cast(outputs, self.compute_dtype)
-
-    def _call_keras_ops(self, inputs, training):
-        """``call`` with ``keras.ops`` (the JAX and PyTorch backends)."""
         ops = keras.ops
         dtype = keras.backend.standardize_dtype(inputs.dtype)
         x = ops.cast(inputs, "float32" if dtype in ("float16", "bfloat16") else dtype)
         if training and self.trainable:
-            mean, variance = portable.upper_moments(x)
+            if _backend.TENSORFLOW:
+                mean, variance = self._full_map_moments(x)
+            else:
+                mean, variance = portable.upper_moments(x)
             momentum = self.momentum
             self.moving_mean.assign(
                 ops.cast(self.moving_mean, x.dtype) * momentum + mean * (1.0 - momentum)

@@ -28,7 +28,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_symconv._validation import integer
-from keras_symconv.ops.slots import (
+from keras_symconv.ops import slots
+from keras_symconv.ops.slots import (  # noqa: F401  (re-exported with the kernel algebra)
     full_kernel_shape,
     num_conv2d_kernel_params,
     num_kernel_params,
@@ -40,14 +41,7 @@ from keras_symconv.ops.slots import (
 )
 
 __all__ = [
-    "packed_size",
-    "packed_slot",
-    "symmetric_index_map",
-    "representative_positions",
-    "packed_kernel_shape",
-    "full_kernel_shape",
-    "num_kernel_params",
-    "num_conv2d_kernel_params",
+    *slots.__all__,
     "expand_kernel",
     "make_kernel_expander",
     "packed_kernel_gradient",
