@@ -188,12 +188,18 @@ def test_bad_arguments_and_inputs_are_named():
         ks.FromUpper()(np.zeros((1, 7, 2), "float32"))
 
 
-def test_import_does_not_load_tensorflow_on_jax():
+def test_import_does_not_load_tensorflow_on_jax(tmp_path):
+    # cwd: the installed package, not the source folder beside the tests
     pytest.importorskip("jax")
     env = dict(os.environ, KERAS_BACKEND="jax")
     code = "import sys, keras_symconv; print('tensorflow' in sys.modules)"
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False"
@@ -285,7 +291,12 @@ def test_a_file_saved_on_another_backend_loads_here_with_the_same_outputs(tmp_pa
     )
     env = dict(os.environ, KERAS_BACKEND=other, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == other
