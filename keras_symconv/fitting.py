@@ -12,6 +12,7 @@ import json
 import os
 import time
 
+from keras_symconv._backend import require_tensorflow
 from keras_symconv.inference import (
     evaluate_structures,
     load_model,
@@ -37,7 +38,7 @@ __all__ = [
 
 def make_strategy(name):
     """A ``tf.distribute`` strategy by name: ``default``, ``mirrored`` or ``multiworker``."""
-    import tensorflow as tf
+    tf = require_tensorflow(f"Training with a tf.distribute strategy ({name!r})")
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
@@ -79,7 +80,8 @@ def train_model(task, kind, train, valid, args, out_dir, strategy=None, verbose=
     """Train one model; write model.keras (best), savedmodel/, run.json. Returns a summary."""
     import keras
     import numpy as np
-    import tensorflow as tf
+
+    tf = require_tensorflow("symconv's training (tf.distribute, SavedModel export)")
 
     from keras_symconv.losses import PairBinaryCrossentropy
     from keras_symconv.metrics import PairMetric
@@ -217,7 +219,7 @@ def fit_multiworker(model, strategy, dataset, steps, args, end_of_epoch):
     out: per-replica loss scaled to the global batch, plus the layers'
     regularization losses, gradients all-reduced by the strategy.
     """
-    import tensorflow as tf
+    tf = require_tensorflow("The multi-worker training loop")
 
     loss_fn = model.loss
     optimizer = model.optimizer

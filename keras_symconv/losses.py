@@ -13,7 +13,10 @@ trained on targets and sampled negatives (CosRec).
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+
+from keras_symconv._backend import import_tensorflow
+
+tf = import_tensorflow("keras_symconv.losses")
 
 __all__ = [
     "IGNORE_LABEL",

@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_symconv._backend import import_tensorflow
 from keras_symconv.losses import pair_mask
+
+tf = import_tensorflow("keras_symconv.metrics")
 
 __all__ = [
     "decode_pairs",

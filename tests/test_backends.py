@@ -188,8 +188,8 @@ def test_bad_arguments_and_inputs_are_named():
         ks.FromUpper()(np.zeros((1, 7, 2), "float32"))
 
 
-def _last_line_on(backend, code, folder):
-    """Run ``code`` in a fresh Python on ``backend``; its last printed line.
+def _last_lines_on(backend, code, folder, count=1):
+    """Run ``code`` in a fresh Python on ``backend``; its last ``count`` printed lines.
 
     It runs in ``folder`` so that it imports the installed package, not the
     source folder beside the tests.
@@ -204,13 +204,52 @@ def _last_line_on(backend, code, folder):
         cwd=folder,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1]
+    return result.stdout.strip().splitlines()[-count:]
+
+
+def _last_line_on(backend, code, folder):
+    return _last_lines_on(backend, code, folder)[0]
 
 
 def test_import_does_not_load_tensorflow_on_jax(tmp_path):
     pytest.importorskip("jax")
     code = "import sys, keras_symconv; print('tensorflow' in sys.modules)"
     assert _last_line_on("jax", code, tmp_path) == "False"
+
+
+def test_tensorflow_only_parts_name_the_backend_when_it_is_missing(tmp_path):
+    # TensorFlow made unimportable: the layers still import; what needs it says so.
+    pytest.importorskip("jax")
+    code = (
+        "import sys; sys.modules['tensorflow'] = None\n"
+        "import keras_symconv\n"
+        "for name in ('keras_symconv.losses', 'keras_symconv.data', "
+        "'keras_symconv.data.tfds_rna'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ImportError as exc:\n"
+        "        print(str(exc).replace(chr(10), ' '))\n"
+        "    else:\n"
+        "        print('imported', name)\n"
+    )
+    output = _last_lines_on("jax", code, tmp_path, 3)
+    # The tfds builder stops at its package's check.
+    names = ("keras_symconv.losses", "keras_symconv.data", "keras_symconv.data")
+    for line, what in zip(output, names, strict=True):
+        assert what in line and "needs TensorFlow" in line and "'jax'" in line, line
+
+
+def test_distributed_training_needs_the_tensorflow_backend():
+    from keras_symconv import _backend
+    from keras_symconv.fitting import fit_multiworker, make_strategy
+
+    if _backend.TENSORFLOW:
+        assert make_strategy("default").num_replicas_in_sync == 1
+        return
+    with pytest.raises(_backend.BackendError, match=f"TensorFlow backend.*'{_backend.NAME}'"):
+        make_strategy("default")
+    with pytest.raises(_backend.BackendError, match="multi-worker"):
+        fit_multiworker(None, None, None, 1, None, None)
 
 
 def test_paper_builders_have_the_paper_sizes():

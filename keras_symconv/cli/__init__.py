@@ -21,6 +21,7 @@ import sys
 # Before TensorFlow is first imported (lazily, by the commands).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from keras_symconv._backend import BackendError  # noqa: E402
 from keras_symconv.cli import contact, rec, rna  # noqa: E402
 
 __all__ = ["main", "build_parser"]
@@ -37,12 +38,12 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run ``symconv``; a ``ValueError`` or missing file is reported with exit status 2."""
+    """Run ``symconv``; bad input, a missing file or a wrong backend: a message, exit status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, BackendError) as exc:
         print(f"symconv: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,6 +1,10 @@
-"""Data formats, synthetic data and tf.data pipelines."""
+"""Data formats, synthetic data and tf.data pipelines (TensorFlow needed, any backend)."""
 
-from keras_symconv.data.protein import (
+from keras_symconv._backend import import_tensorflow
+
+import_tensorflow("keras_symconv.data (its tf.data pipelines)")
+
+from keras_symconv.data.protein import (  # noqa: E402 - after the TensorFlow check
     AMINO_ACIDS,
     ProteinChain,
     contact_map,
@@ -8,7 +12,7 @@ from keras_symconv.data.protein import (
     read_protein_json,
     virtual_cb,
 )
-from keras_symconv.data.recsys import (
+from keras_symconv.data.recsys import (  # noqa: E402 - after the TensorFlow check
     PAD_ITEM,
     Interactions,
     RecSplit,
@@ -19,7 +23,7 @@ from keras_symconv.data.recsys import (
     sliding_windows,
     split_by_time,
 )
-from keras_symconv.data.rna import (
+from keras_symconv.data.rna import (  # noqa: E402 - after the TensorFlow check
     BASES,
     RNAStructure,
     dot_bracket_levels,
@@ -37,7 +41,7 @@ from keras_symconv.data.rna import (
     write_ct,
     write_dot_bracket,
 )
-from keras_symconv.data.synthetic import synthetic_rna, synthetic_rna_dataset
+from keras_symconv.data.synthetic import synthetic_rna, synthetic_rna_dataset  # noqa: E402
 
 __all__ = [
     "AMINO_ACIDS",

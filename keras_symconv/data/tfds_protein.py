@@ -31,7 +31,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import tensorflow as tf
+
+from keras_symconv._backend import import_tensorflow
+from keras_symconv.data.features import N1D, N2D, sequence_features
+from keras_symconv.data.protein import contact_map, read_pdb, read_protein_json
+from keras_symconv.losses import IGNORE_LABEL
+
+tf = import_tensorflow("keras_symconv.data.tfds_protein (a TensorFlow Datasets builder)")
 
 try:
     import tensorflow_datasets as tfds
@@ -40,10 +46,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "keras_symconv.data.tfds_protein needs tensorflow-datasets: "
         "pip install 'keras-symconv[tfds]'"
     ) from exc
-
-from keras_symconv.data.features import N1D, N2D, sequence_features
-from keras_symconv.data.protein import contact_map, read_pdb, read_protein_json
-from keras_symconv.losses import IGNORE_LABEL
 
 __all__ = ["ProteinChains", "to_model_inputs"]
 

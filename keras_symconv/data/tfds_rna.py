@@ -34,7 +34,11 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import tensorflow as tf
+
+from keras_symconv._backend import import_tensorflow
+from keras_symconv.data.rna import STRUCTURE_SUFFIXES, read_strand16s, read_structures
+
+tf = import_tensorflow("keras_symconv.data.tfds_rna (a TensorFlow Datasets builder)")
 
 try:
     import tensorflow_datasets as tfds
@@ -42,8 +46,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "keras_symconv.data.tfds_rna needs tensorflow-datasets: pip install 'keras-symconv[tfds]'"
     ) from exc
-
-from keras_symconv.data.rna import STRUCTURE_SUFFIXES, read_strand16s, read_structures
 
 __all__ = ["RnaStructures", "to_model_inputs"]
 
