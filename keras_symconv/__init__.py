@@ -7,7 +7,7 @@ encodings. After Maduranga, Zadorozhnyy & Ye, "Symmetry Structured
 Convolutional Neural Networks".
 """
 
-from keras_symconv import _backend, initializers, layers, ops, utils
+from keras_symconv import _backend, data, initializers, layers, losses, ops, utils
 from keras_symconv.initializers import HalfGlorotNormal, HalfGlorotUniform
 from keras_symconv.layers import (
     FromUpper,
@@ -24,8 +24,8 @@ from keras_symconv.models.cosrec import ItemScorer  # registered for .keras file
 from keras_symconv.utils import asymmetry, check_symmetric
 
 if _backend.TENSORFLOW:
-    # The data pipelines, losses, metrics and builders use TensorFlow; on
-    # the other backends the layers above run with keras.ops.
+    # The metrics and data pipelines are written with TensorFlow; on the
+    # other backends the layers, builders and losses run with keras.ops.
     try:
         import tensorflow  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -34,7 +34,7 @@ if _backend.TENSORFLOW:
             "'keras-symconv[cpu]' (or '[gpu]'), or install TensorFlow yourself."
         ) from exc
 
-    from keras_symconv import data, losses, metrics
+    from keras_symconv import metrics
 
 __version__ = "0.1.0"
 
@@ -53,11 +53,13 @@ __all__ = [
     "HalfGlorotNormal",
     "asymmetry",
     "check_symmetric",
+    "data",
     "initializers",
+    "losses",
     "layers",
     "ops",
     "utils",
     "__version__",
 ]
 if _backend.TENSORFLOW:
-    __all__ += ["data", "losses", "metrics"]
+    __all__ += ["metrics"]

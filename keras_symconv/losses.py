@@ -8,15 +8,16 @@ do (:data:`IGNORE_LABEL`).
 
 :class:`SampledBinaryCrossentropy` is the loss of sequential recommenders
 trained on targets and sampled negatives (CosRec).
+
+Written with ``keras.ops``: the losses run on every Keras backend.
 """
 
 from __future__ import annotations
 
 import keras
+from keras import ops
 
-from keras_symconv._backend import import_tensorflow
-
-tf = import_tensorflow("keras_symconv.losses")
+from keras_symconv.data.labels import IGNORE_LABEL
 
 __all__ = [
     "IGNORE_LABEL",
@@ -27,14 +28,11 @@ __all__ = [
     "SampledBinaryCrossentropy",
 ]
 
-#: Label of padded (ignored) positions in ``y_true``.
-IGNORE_LABEL = -1.0
-
 
 def _squeeze_channel(x):
-    x = tf.convert_to_tensor(x)
-    if x.shape.rank == 4:
-        x = tf.squeeze(x, -1)
+    x = ops.convert_to_tensor(x)
+    if len(x.shape) == 4:
+        x = ops.squeeze(x, -1)
     return x
 
 
@@ -46,14 +44,15 @@ def pair_mask(y_true, lengths=None, mask=None):
     ``y_true`` not negative.
     """
     y_true = _squeeze_channel(y_true)
-    length = tf.shape(y_true)[1]
-    upper = tf.linalg.band_part(tf.ones([length, length]), 0, -1) - tf.eye(length)
-    valid = upper[None] * tf.cast(y_true >= 0, tf.float32)
+    length = ops.shape(y_true)[1]
+    upper = ops.triu(ops.ones((length, length), "float32"), 1)
+    valid = upper[None] * ops.cast(y_true >= 0, "float32")
     if lengths is not None:
-        pos = tf.range(length)[None, :] < tf.cast(tf.reshape(lengths, [-1, 1]), tf.int32)
-        mask = pos if mask is None else tf.logical_and(tf.cast(mask, tf.bool), pos)
+        lengths = ops.reshape(ops.cast(lengths, "int32"), (-1, 1))
+        pos = ops.arange(length, dtype="int32")[None, :] < lengths
+        mask = pos if mask is None else ops.logical_and(ops.cast(mask, "bool"), pos)
     if mask is not None:
-        m = tf.cast(mask, tf.float32)
+        m = ops.cast(mask, "float32")
         valid = valid * m[:, :, None] * m[:, None, :]
     return valid
 
@@ -77,19 +76,20 @@ def pair_binary_crossentropy(
     Returns:
         ``(batch,)`` float32.
     """
-    y_true = tf.cast(_squeeze_channel(y_true), tf.float32)
-    y_pred = tf.cast(_squeeze_channel(y_pred), tf.float32)
+    y_true = ops.cast(_squeeze_channel(y_true), "float32")
+    y_pred = ops.cast(_squeeze_channel(y_pred), "float32")
     valid = pair_mask(y_true, lengths, mask)
-    labels = tf.maximum(y_true, 0.0)
+    labels = ops.maximum(y_true, 0.0)
     if from_logits:
-        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=y_pred)
+        # -z log sigmoid(x) - (1 - z) log(1 - sigmoid(x)), without overflow
+        bce = ops.softplus(-ops.abs(y_pred)) + ops.maximum(y_pred, 0.0) - y_pred * labels
     else:
         eps = keras.config.epsilon()
-        p = tf.clip_by_value(y_pred, eps, 1.0 - eps)
-        bce = -(labels * tf.math.log(p) + (1.0 - labels) * tf.math.log(1.0 - p))
+        p = ops.clip(y_pred, eps, 1.0 - eps)
+        bce = -(labels * ops.log(p) + (1.0 - labels) * ops.log(1.0 - p))
     weights = 1.0 + (positive_weight - 1.0) * labels
-    total = tf.reduce_sum(bce * weights * valid, axis=[1, 2])
-    return total / tf.maximum(tf.reduce_sum(valid, axis=[1, 2]), 1.0)
+    total = ops.sum(bce * weights * valid, axis=(1, 2))
+    return total / ops.maximum(ops.sum(valid, axis=(1, 2)), 1.0)
 
 
 @keras.saving.register_keras_serializable(package="keras_symconv")
@@ -147,14 +147,14 @@ def sampled_binary_crossentropy(y_true, logits):
     Returns:
         ``(batch,)`` float32.
     """
-    y_true = tf.cast(y_true, tf.float32)
-    logits = tf.cast(logits, tf.float32)
-    positive = tf.cast(y_true > 0.5, tf.float32)
-    negative = tf.cast(tf.equal(y_true, 0.0), tf.float32)
-    pos_term = tf.reduce_sum(positive * tf.nn.softplus(-logits), axis=-1)
-    neg_term = tf.reduce_sum(negative * tf.nn.softplus(logits), axis=-1)
-    return pos_term / tf.maximum(tf.reduce_sum(positive, -1), 1.0) + neg_term / tf.maximum(
-        tf.reduce_sum(negative, -1), 1.0
+    y_true = ops.cast(y_true, "float32")
+    logits = ops.cast(logits, "float32")
+    positive = ops.cast(y_true > 0.5, "float32")
+    negative = ops.cast(ops.equal(y_true, 0.0), "float32")
+    pos_term = ops.sum(positive * ops.softplus(-logits), axis=-1)
+    neg_term = ops.sum(negative * ops.softplus(logits), axis=-1)
+    return pos_term / ops.maximum(ops.sum(positive, -1), 1.0) + neg_term / ops.maximum(
+        ops.sum(negative, -1), 1.0
     )
 
 

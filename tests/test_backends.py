@@ -218,25 +218,33 @@ def test_import_does_not_load_tensorflow_on_jax(tmp_path):
 
 
 def test_tensorflow_only_parts_name_the_backend_when_it_is_missing(tmp_path):
-    # TensorFlow made unimportable: the layers still import; what needs it says so.
+    # TensorFlow made unimportable: the layers, losses and readers still work;
+    # what is written with TensorFlow says so, naming itself and the backend.
     pytest.importorskip("jax")
     code = (
         "import sys; sys.modules['tensorflow'] = None\n"
         "import keras_symconv\n"
-        "for name in ('keras_symconv.losses', 'keras_symconv.data', "
-        "'keras_symconv.data.tfds_rna'):\n"
+        "from keras_symconv.data import synthetic_rna_dataset, to_dot_bracket\n"
+        "from keras_symconv.losses import PairBinaryCrossentropy\n"
+        "print(to_dot_bracket(synthetic_rna_dataset(1, 20, 20)[0]).count('('))\n"
+        "print(float(PairBinaryCrossentropy()([[[0.0, 1.0], [1.0, 0.0]]], [[[0.5, 0.5], "
+        "[0.5, 0.5]]])))\n"
+        "for name in ('metrics', 'data.pipeline', 'data.contact', 'data.tfds_rna'):\n"
         "    try:\n"
-        "        __import__(name)\n"
+        "        __import__('keras_symconv.' + name)\n"
         "    except ImportError as exc:\n"
         "        print(str(exc).replace(chr(10), ' '))\n"
         "    else:\n"
         "        print('imported', name)\n"
     )
-    output = _last_lines_on("jax", code, tmp_path, 3)
-    # The tfds builder stops at its package's check.
-    names = ("keras_symconv.losses", "keras_symconv.data", "keras_symconv.data")
-    for line, what in zip(output, names, strict=True):
-        assert what in line and "needs TensorFlow" in line and "'jax'" in line, line
+    output = _last_lines_on("jax", code, tmp_path, 6)
+    assert int(output[0]) > 0  # a synthetic RNA has pairs
+    assert abs(float(output[1]) - 5 * np.log(2)) < 1e-5  # one true pair, weight 5
+    # data.contact stops at the first module it imports that needs it.
+    names = ("metrics", "data.pipeline", "data.pipeline", "data.tfds_rna")
+    for line, name in zip(output[2:], names, strict=True):
+        assert f"keras_symconv.{name} " in line, line
+        assert "needs TensorFlow" in line and "'jax'" in line, line
 
 
 def test_distributed_training_needs_the_tensorflow_backend():

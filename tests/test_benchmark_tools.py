@@ -146,3 +146,62 @@ def test_backend_speed_prints_both_tables_with_positive_ratios(capsys):
     ]
     assert len(steps) == 2 and "batch 2 x 12" in steps[0] and "1 x 14" in steps[1]
     assert all(float(s.split(" | ")[-1].rstrip(" |")) > 0 for s in steps)
+
+
+def _gpu_check(tmp_path, *argv):
+    """benchmarks/gpu_check.py on JAX, in a Python where TensorFlow cannot be
+    imported (as on the device machine); returns (exit status, stdout)."""
+    import subprocess
+
+    block = tmp_path / "no_tensorflow"
+    block.mkdir(exist_ok=True)
+    (block / "sitecustomize.py").write_text("import sys\nsys.modules['tensorflow'] = None\n")
+    env = dict(os.environ, PYTHONPATH=str(block))
+    command = [sys.executable, os.path.join(BENCHMARKS, "gpu_check.py"), "--backend", "jax"]
+    done = subprocess.run(
+        [*command, "--tiny", "--crop", "16", "--batch-size", "2", *argv],
+        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    return done.returncode, done.stdout
+
+
+def test_gpu_check_fits_both_models_without_tensorflow(tmp_path):
+    import json
+
+    pytest.importorskip("jax")
+    status, out = _gpu_check(tmp_path, "--steps", "40", "--out", str(tmp_path / "check"))
+    assert status == 0, out
+    rows = {line.split(" | ")[0]: line for line in out.splitlines() if line.startswith("| ")}
+    assert {"| CNN", "| SCNN", "| SCNN / CNN"} <= set(rows)
+    report = json.loads((tmp_path / "check" / "gpu_check.json").read_text())
+    assert report["failed"] == []
+    by = {r["model"]: r for r in report["results"]}
+    assert by["scnn"]["asymmetry"] < 1e-5 < by["cnn"]["asymmetry"]
+    for r in by.values():
+        assert r["steps"] == 40 and r["loss_last"] < r["loss_first"]
+        assert 0 < r["warm_step_s"] and r["peak_bytes"] > 0
+
+
+def test_gpu_check_trains_from_a_long_run_folder(tmp_path):
+    import json
+
+    pytest.importorskip("jax")
+    import gpu_check
+    from keras_symconv.models import build_rna_cnn, build_rna_scnn
+
+    init = tmp_path / "init"
+    for kind, build in (("scnn", build_rna_scnn), ("cnn", build_rna_cnn)):
+        (init / kind).mkdir(parents=True)
+        build(output_bias=-3.0, **gpu_check.TINY).save(str(init / kind / "last.keras"))
+    (init / "config.json").write_text(json.dumps({"output_bias": -3.0, "bn_momentum": 0.9}))
+    out = tmp_path / "train"
+    status, printed = _gpu_check(tmp_path, "--train", "0.2", "--init", str(init), "--out", str(out))
+    assert status == 0, printed
+    for kind in ("scnn", "cnn"):
+        figures = json.loads((out / f"{kind}.json").read_text())
+        assert figures["started_from"].endswith(os.path.join(kind, "last.keras"))
+        assert figures["steps"] == len(figures["losses"]) > 1
+        assert (out / f"{kind}.weights.h5").stat().st_size > 0
+    # The weights written load into the tiny model again.
+    build_rna_scnn(**gpu_check.TINY).load_weights(str(out / "scnn.weights.h5"))

@@ -1,4 +1,4 @@
-"""Pair loss and the paper's metrics, against hand-computed cases."""
+"""The paper's metrics, against hand-computed cases (the losses: test_losses.py)."""
 
 import keras
 import numpy as np
@@ -13,57 +13,6 @@ def _map(length, pairs):
     for i, j in pairs:
         m[i, j] = m[j, i] = 1
     return m
-
-
-def test_loss_hand_computed():
-    y = _map(3, [(0, 2)])
-    p = np.full((3, 3), 0.5, np.float32)
-    p[0, 2] = p[2, 0] = 0.8
-    p[0, 1] = 0.1
-    p[1, 0] = 0.9  # lower triangle: ignored
-    expected = (5 * -np.log(0.8) + -np.log(0.9) + -np.log(0.5)) / 3
-    got = losses.pair_binary_crossentropy(y[None], p[None]).numpy()
-    np.testing.assert_allclose(got, [expected], rtol=1e-6)
-    logits = np.log(p / (1 - p))
-    got_logits = losses.pair_binary_crossentropy(y[None], logits[None], from_logits=True)
-    np.testing.assert_allclose(got_logits.numpy(), [expected], rtol=1e-5)
-
-
-def test_padded_batch_equals_each_sample_alone():
-    rng = np.random.default_rng(0)
-    lengths = [5, 9, 7]
-    samples = []
-    for n in lengths:
-        y = _map(n, [(0, n - 1), (1, n - 2)])
-        p = rng.uniform(0.05, 0.95, size=(n, n)).astype(np.float32)
-        samples.append((y, (p + p.T) / 2))
-    alone = [losses.pair_binary_crossentropy(y[None], p[None]).numpy()[0] for y, p in samples]
-    big = max(lengths)
-    y_pad = np.zeros((3, big, big), np.float32)
-    y_ign = np.full((3, big, big), losses.IGNORE_LABEL, np.float32)
-    p_pad = rng.uniform(size=(3, big, big)).astype(np.float32)  # garbage in the padding
-    for k, (y, p) in enumerate(samples):
-        n = len(y)
-        y_pad[k, :n, :n] = y
-        y_ign[k, :n, :n] = y
-        p_pad[k, :n, :n] = p
-    by_lengths = losses.pair_binary_crossentropy(y_pad, p_pad, lengths=lengths).numpy()
-    mask = np.arange(big)[None] < np.array(lengths)[:, None]
-    by_mask = losses.pair_binary_crossentropy(y_pad, p_pad, mask=mask).numpy()
-    by_label = losses.PairBinaryCrossentropy(reduction=None)(y_ign[..., None], p_pad[..., None])
-    for got in (by_lengths, by_mask, by_label.numpy()):
-        np.testing.assert_allclose(got, alone, rtol=1e-5)
-    # Without the mask the padding does change the loss.
-    assert not np.allclose(losses.pair_binary_crossentropy(y_pad, p_pad).numpy(), alone)
-
-
-def test_loss_serialization_and_validation():
-    loss = losses.PairBinaryCrossentropy(positive_weight=3.0)
-    restored = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert isinstance(restored, losses.PairBinaryCrossentropy)
-    assert restored.positive_weight == 3.0
-    with pytest.raises(ValueError, match="positive_weight=0"):
-        losses.PairBinaryCrossentropy(positive_weight=0)
 
 
 def test_decoding_greedy_authors_rule_and_strict():

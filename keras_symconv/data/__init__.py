@@ -1,10 +1,13 @@
-"""Data formats, synthetic data and tf.data pipelines (TensorFlow needed, any backend)."""
+"""Data formats and synthetic data (NumPy), and tf.data pipelines (TensorFlow).
 
-from keras_symconv._backend import import_tensorflow
+The readers, writers and synthetic data need no TensorFlow and run beside
+any Keras backend. The pipelines (``keras_symconv.data.pipeline``,
+``.contact``, :func:`rec_training_dataset`) and the tfds builders need
+TensorFlow installed (any backend: ``tf.data`` feeds every backend's
+``fit``) and say so when it is missing.
+"""
 
-import_tensorflow("keras_symconv.data (its tf.data pipelines)")
-
-from keras_symconv.data.protein import (  # noqa: E402 - after the TensorFlow check
+from keras_symconv.data.protein import (
     AMINO_ACIDS,
     ProteinChain,
     contact_map,
@@ -12,7 +15,7 @@ from keras_symconv.data.protein import (  # noqa: E402 - after the TensorFlow ch
     read_protein_json,
     virtual_cb,
 )
-from keras_symconv.data.recsys import (  # noqa: E402 - after the TensorFlow check
+from keras_symconv.data.recsys import (
     PAD_ITEM,
     Interactions,
     RecSplit,
@@ -23,7 +26,7 @@ from keras_symconv.data.recsys import (  # noqa: E402 - after the TensorFlow che
     sliding_windows,
     split_by_time,
 )
-from keras_symconv.data.rna import (  # noqa: E402 - after the TensorFlow check
+from keras_symconv.data.rna import (
     BASES,
     RNAStructure,
     dot_bracket_levels,
@@ -41,7 +44,7 @@ from keras_symconv.data.rna import (  # noqa: E402 - after the TensorFlow check
     write_ct,
     write_dot_bracket,
 )
-from keras_symconv.data.synthetic import synthetic_rna, synthetic_rna_dataset  # noqa: E402
+from keras_symconv.data.synthetic import synthetic_rna, synthetic_rna_dataset
 
 __all__ = [
     "AMINO_ACIDS",

@@ -22,11 +22,11 @@ import numpy as np
 
 from keras_symconv._backend import import_tensorflow
 from keras_symconv.data import features
+from keras_symconv.data.labels import IGNORE_LABEL
 from keras_symconv.data.pipeline import window_batches
 from keras_symconv.data.protein import ProteinChain, contact_map
-from keras_symconv.losses import IGNORE_LABEL
 
-tf = import_tensorflow("keras_symconv.data (its tf.data pipelines)")
+tf = import_tensorflow("keras_symconv.data.contact (tf.data pipelines)")
 
 __all__ = ["ContactExample", "contact_example", "contact_training_dataset", "contact_eval_dataset"]
 

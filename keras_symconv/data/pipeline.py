@@ -26,10 +26,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from keras_symconv._backend import import_tensorflow
+from keras_symconv.data.labels import IGNORE_LABEL
 from keras_symconv.data.rna import RNAStructure
-from keras_symconv.losses import IGNORE_LABEL
 
-tf = import_tensorflow("keras_symconv.data (its tf.data pipelines)")
+tf = import_tensorflow("keras_symconv.data.pipeline (tf.data pipelines)")
 
 __all__ = ["rna_training_dataset", "rna_eval_dataset", "encode_structure", "window_batches"]
 

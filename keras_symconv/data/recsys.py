@@ -21,7 +21,8 @@ import os
 
 import numpy as np
 
-from keras_symconv.losses import IGNORE_LABEL
+from keras_symconv._backend import import_tensorflow
+from keras_symconv.data.labels import IGNORE_LABEL
 
 __all__ = [
     "PAD_ITEM",
@@ -319,9 +320,9 @@ def rec_training_dataset(
     Returns:
         ``(dataset, steps)``: the dataset and its batches per pass.
     """
-    import tensorflow as tf
-
     from keras_symconv.data.pipeline import pipeline_options
+
+    tf = import_tensorflow("keras_symconv.data.rec_training_dataset")
 
     for name, value in (("negatives", negatives), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

@@ -34,8 +34,8 @@ import numpy as np
 
 from keras_symconv._backend import import_tensorflow
 from keras_symconv.data.features import N1D, N2D, sequence_features
+from keras_symconv.data.labels import IGNORE_LABEL
 from keras_symconv.data.protein import contact_map, read_pdb, read_protein_json
-from keras_symconv.losses import IGNORE_LABEL
 
 tf = import_tensorflow("keras_symconv.data.tfds_protein (a TensorFlow Datasets builder)")
 
