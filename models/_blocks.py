@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_symconv import _backend
 from keras_symconv import _validation as check
 from keras_symconv.layers import (
     FromUpper,
@@ -31,7 +32,11 @@ COMMON_DEFAULTS = dict(
 )
 
 #: Arguments only the symmetric builders take (how the SCNN computes, not what).
-SYMMETRIC_DEFAULTS = dict(fused=True, compute="auto", layout="upper")
+# The upper layout halves the maps' memory on TensorFlow; elsewhere the
+# layers expand it to the full map, so the full layout is the faster default.
+SYMMETRIC_DEFAULTS = dict(
+    fused=True, compute="auto", layout="upper" if _backend.TENSORFLOW else "full"
+)
 
 
 class Blocks:

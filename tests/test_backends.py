@@ -95,6 +95,51 @@ def test_preserving_output_is_symmetric_and_equals_conv2d(compute):
     assert layer.count_params() == slots.num_kernel_params(5, 4, 3, False) + 3
 
 
+@pytest.mark.parametrize(
+    "padding, layout", [("same", "full"), ("valid", "full"), ("same", "upper")]
+)
+def test_triangular_blocks_equal_the_full_convolution(padding, layout):
+    """compute="triangular" (blocks of the upper triangle) against compute="full":
+    the output, the packed kernel's gradient and the input gradient's
+    symmetric part, for a symmetric input and an upstream gradient that is not."""
+    rng = np.random.default_rng(6)
+    x = _symmetric(rng, (2, 40, 40, 3))
+    side = 40 if padding == "same" else 36
+    g = rng.normal(size=(2, side, side, 4)).astype("float32")
+    kwargs = dict(dilation_rate=2, padding=padding, bias_initializer="ones")
+    full = ks.SymmetryPreserving2D(4, 3, compute="full", **kwargs)
+    blocks = ks.SymmetryPreserving2D(4, 3, compute="triangular", layout=layout, **kwargs)
+    full.build(x.shape)
+    blocks.build(x.shape if layout == "full" else (2, 40 * 41 // 2, 3))
+    blocks.set_weights(full.get_weights())
+
+    def run(layer, upper):
+        var = keras.Variable(x)
+
+        def output():
+            data = keras.ops.add(
+                var, 0.0
+            )  # a tensor (TensorFlow's custom gradients take no variables)
+            if not upper:
+                return layer(data)
+            return ks.FromUpper()(layer(ks.ToUpper()(data)))
+
+        upstream = keras.ops.convert_to_tensor(g)
+        grads = _gradient(lambda: keras.ops.sum(output() * upstream), [layer.packed_kernel, var])
+        return _np(keras.ops.stop_gradient(output())), grads
+
+    want, (want_kernel, want_input) = run(full, False)
+    got, (got_kernel, got_input) = run(blocks, layout == "upper")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(got, got.transpose(0, 2, 1, 3))
+    np.testing.assert_allclose(got_kernel, want_kernel, rtol=1e-4, atol=1e-3)
+
+    def sym(a):
+        return 0.5 * (a + a.transpose(0, 2, 1, 3))
+
+    np.testing.assert_allclose(sym(got_input), sym(want_input), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("generating", [False, True])
 def test_packed_gradient_is_the_update_rule(generating):
     """Autodiff through the layer equals eqs. 3 / 5 applied to the full kernel's gradient."""

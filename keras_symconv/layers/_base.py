@@ -16,7 +16,7 @@ if _backend.TENSORFLOW:
     from keras_symconv.ops import kernels as kernel_ops
     from keras_symconv.ops.convolution import full_conv
 else:
-    # Any other backend: keras.ops, every convolution over the full map.
+    # Any other backend: keras.ops (keras_symconv.ops.portable).
     kernel_ops = portable
 
 _INITIALIZER_ALIASES = {

@@ -65,9 +65,11 @@ class SymmetryPreserving2D(SymmetricConv2D):
             side; ``"full"`` expands the map, convolves it whole and keeps
             the upper triangle (a reference, slower). The plan is
             :func:`keras_symconv.ops.plan.plan` with this class's constants.
-            The blocks run on the TensorFlow backend; on JAX and PyTorch
-            every value computes the full map with ``keras.ops``
-            (:mod:`keras_symconv.ops.portable`), the same function.
+            On JAX and PyTorch the blocks are
+            :func:`keras_symconv.ops.portable.triangular_conv` (``keras.ops``
+            and autodiff), planned with that module's ``RULES`` rather than
+            this class's constants; ``layout="upper"`` maps are expanded to
+            the full map for them.
         layout: ``"full"`` (default): input and output are full maps
             ``(batch, L, L, channels)``. ``"upper"``: both are in the
             upper-triangle layout of :mod:`keras_symconv.ops.upper`,

@@ -1,18 +1,23 @@
 """The layers' compute with ``keras.ops`` only: what JAX and PyTorch run.
 
 On the TensorFlow backend the layers call the modules beside this one
-(blocks, the triangular compute, the upper-layout convolution, the fused
-generating convolution). On the other backends they call these functions,
-which compute every convolution over the full map, with the same weights
-and the same results:
+(blocks with hand-written gradients, the upper-layout convolution, the
+fused generating convolution). On the other backends they call these
+functions, with the same weights and the same results:
 
 - the kernel expansion is a ``keras.ops.take`` from the constant index map
   under ``keras.ops.custom_gradient``, whose gradient is the paper's update
   rule written out (eqs. 3 and 5), as on TensorFlow;
-- ``layout="upper"`` maps are expanded to the full map, convolved, and
-  stored again as their upper triangle;
-- the fused generating layer builds the self-Cartesian product and
-  convolves it with the generating kernel.
+- the symmetry-preserving convolution computes the upper triangle in the
+  blocks of :class:`~keras_symconv.ops.geometry.Blocks` (one ``conv`` each,
+  as planned by :func:`~keras_symconv.ops.plan.plan`) and reads the map
+  from them with one ``take`` (:func:`triangular_conv`); autodiff halves
+  the backward pass the same way. Small maps are convolved whole;
+- ``layout="upper"`` maps are expanded to the full map for the blocks'
+  input; the output is read from the blocks directly;
+- the fused generating convolution is one 1D convolution of the sequence
+  and a contraction over the kernel's columns (as on TensorFlow), with
+  ``strides=1``; strided, it goes through the self-Cartesian product.
 
 Shapes are static here (JAX traces with concrete shapes; PyTorch runs
 eagerly).
@@ -23,11 +28,14 @@ from __future__ import annotations
 import functools
 import math
 
+import keras
 import numpy as np
 from keras import ops
 
 from keras_symconv._validation import integer
 from keras_symconv.ops import slots
+from keras_symconv.ops.geometry import Blocks, conv_padding
+from keras_symconv.ops.plan import Rules, plan
 
 __all__ = [
     "make_kernel_expander",
@@ -41,6 +49,7 @@ __all__ = [
     "to_upper",
     "from_upper",
     "preserving_conv",
+    "triangular_conv",
     "fused_generating_conv",
     "upper_moments",
 ]
@@ -151,21 +160,168 @@ def from_upper(p):
     return ops.reshape(full, (batch, side, side, channels))
 
 
+#: The blocks' plan per backend (:class:`~keras_symconv.ops.plan.Rules`),
+#: chosen from side-by-side timings against ``Conv2D`` and the RNA CNN
+#: (``benchmarks/RESULTS.md``, every backend): XLA on the CPU gains from
+#: shorter strips than PyTorch does.
+RULES = {
+    "jax": Rules(strip_height=32, max_strips=8, max_splits=2),
+    "torch": Rules(strip_height=64, max_strips=8, max_splits=2),
+}
+
+
+#: XLA on the CPU runs a ``valid`` convolution several times slower than a
+#: ``same`` one of the same output (``benchmarks/RESULTS.md``, every
+#: backend), so on JAX each block is a ``same`` convolution of its window,
+#: cropped: the halo's few extra outputs cost less.
+_SAME_THEN_CROP = keras.backend.backend() == "jax"
+
+
+def _blocks_plan(x, kernel, spec):
+    """``(strips, splits)`` for the blocks, or ``None`` for the whole map."""
+    side = x.shape[1]
+    if spec.strides != 1 or side is None:
+        return None
+    side = int(side) - (0 if spec.padding == "same" else spec.dilation * (spec.kernel_size - 1))
+    channels, filters = int(kernel.shape[2]), int(kernel.shape[3])
+    work = side**2 * spec.kernel_size**2 * channels * filters
+    rules = RULES.get(keras.backend.backend(), Rules())
+    # Both layouts go through the full map here: the full layout's plan.
+    return plan(side, spec.kernel_size, spec.dilation, "full", spec.compute, work, rules)
+
+
+@functools.lru_cache(maxsize=64)
+def _block_index(side, strips, splits, upper=True):
+    """Where each output entry is in the concatenated blocks (NumPy int32).
+
+    ``upper``: the ``L (L + 1) / 2`` entries of the upper layout; else the
+    ``L^2`` entries of the full map, each below the diagonal read from its
+    mirror above it.
+    """
+    blocks = Blocks(side, strips, splits)
+    at = np.full((side, side), -1, np.int64)
+    offset = 0
+    for k in range(len(blocks)):
+        r0, r1, c0, c1 = (int(v) for v in blocks.bounds(k))
+        h, w = r1 - r0, c1 - c0
+        rows, cols = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
+        keep = rows <= cols
+        at[rows[keep], cols[keep]] = offset + (np.arange(h * w).reshape(h, w))[keep]
+        offset += h * w
+    rows, cols = np.triu_indices(side)
+    assert (at[rows, cols] >= 0).all(), "the blocks leave an upper entry out"
+    if upper:
+        return at[rows, cols].astype(np.int32)
+    return np.maximum(at, at.T).reshape(-1).astype(np.int32)
+
+
+def _upper_mask(side):
+    return np.triu(np.ones((side, side), bool))[None, :, :, None]
+
+
+def triangular_conv(x, kernel, bias, spec, strips, splits, layout="full"):
+    """The entries on and above the diagonal of a symmetric convolution, in blocks.
+
+    ``x``: a symmetric full map ``(B, L, L, m)``; ``kernel``: ``(C, C, m, F)``
+    with ``kernel[a, b] == kernel[b, a]``; ``spec.strides`` must be 1. Each
+    block of ``Blocks(L', strips, splits)`` is one ``valid`` convolution of
+    the rows and columns it reads (from the map padded once).
+
+    ``layout="full"``: the blocks are laid side by side (pads and
+    concatenations, no gather) into a map right on and above the diagonal,
+    and the entries below it are read from its transpose: bitwise symmetric.
+    ``layout="upper"``: one ``take`` reads the upper triangle
+    ``(B, L' (L' + 1) / 2, F)`` from the concatenated blocks.
+
+    The result equals the full convolution's (on symmetric ``x``); the input
+    gradient's symmetric part equals the full one's, which is all that
+    reaches a symmetric network's weights.
+    """
+    effective, before, after = conv_padding(spec.kernel_size, spec.dilation, spec.padding)
+    side = int(x.shape[1]) + before + after - effective + 1
+    padded = x
+    if before or after:
+        padded = ops.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
+    blocks = Blocks(side, strips, splits)
+    outputs = []
+    for k in range(len(blocks)):
+        r0, r1, c0, c1 = (int(v) for v in blocks.bounds(k))
+        window = padded[:, r0 : r1 + effective - 1, c0 : c1 + effective - 1, :]
+        if _SAME_THEN_CROP:
+            y = ops.conv(window, kernel, padding="same", dilation_rate=spec.dilation)
+            lead = (effective - 1) // 2
+            y = y[:, lead : lead + r1 - r0, lead : lead + c1 - c0, :]
+        else:
+            y = ops.conv(window, kernel, padding="valid", dilation_rate=spec.dilation)
+        outputs.append(y)
+    if layout == "upper":
+        batch, filters = ops.shape(x)[0], int(kernel.shape[-1])
+        flat = ops.concatenate([ops.reshape(y, (batch, -1, filters)) for y in outputs], axis=1)
+        out = ops.take(flat, _block_index(side, strips, splits, True), axis=1)
+        return out if bias is None else out + bias
+    rows = []
+    k = 0
+    for strip in range(strips):
+        top = int(blocks.r0[k])
+        parts = []
+        while k < len(blocks) and int(blocks.strip[k]) == strip:
+            r0, _, c0, _ = (int(v) for v in blocks.bounds(k))
+            if blocks.piece[k]:  # a diagonal piece: zeros left of its first column
+                parts.append(ops.pad(outputs[k], ((0, 0), (0, 0), (c0 - top, 0), (0, 0))))
+            else:
+                rect = outputs[k]
+            k += 1
+        diagonal = ops.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        row = diagonal if strip == strips - 1 else ops.concatenate([diagonal, rect], axis=2)
+        rows.append(ops.pad(row, ((0, 0), (0, 0), (top, 0), (0, 0))) if top else row)
+    upper = ops.concatenate(rows, axis=1)
+    out = ops.where(_upper_mask(side), upper, ops.transpose(upper, (0, 2, 1, 3)))
+    return out if bias is None else out + bias
+
+
 def preserving_conv(x, kernel, bias, spec, rules=None):
-    """A symmetry-preserving convolution (a :class:`~keras_symconv.ops.geometry.Spec`),
-    in full; ``layout="upper"`` maps go through the full map."""
+    """A symmetry-preserving convolution (a :class:`~keras_symconv.ops.geometry.Spec`):
+    in the blocks of :func:`triangular_conv` where :func:`~keras_symconv.ops.plan.plan`
+    says so with this backend's :data:`RULES`, else over the whole map.
+
+    ``rules``: the TensorFlow planner's (the layer's constants), not used here.
+    """
     if spec.layout == "upper":
         x = from_upper(x)
+    found = _blocks_plan(x, kernel, spec)
+    if found is not None:
+        return triangular_conv(x, kernel, bias, spec, *found, layout=spec.layout)
     y = conv(x, kernel, bias, spec.strides, spec.dilation, spec.padding)
     return to_upper(y) if spec.layout == "upper" else y
 
 
 def fused_generating_conv(x, half, bias, strides, dilation, padding, layout="full"):
-    """What :func:`keras_symconv.ops.generating.fused_generating_conv` computes,
-    through the self-Cartesian product and the generating kernel ``[S, S]``."""
-    kernel = ops.concatenate([half, half], axis=2)
-    y = conv(self_cartesian(x), kernel, bias, strides, dilation, padding)
-    return to_upper(y) if layout == "upper" else y
+    """What :func:`keras_symconv.ops.generating.fused_generating_conv` computes.
+
+    ``Z[s, t] = T[s, t] + T[t, s]`` with ``T[s, t] = sum_b V[s, b] m(t, b)``:
+    ``V`` one 1D convolution of the sequence with the half kernel's columns,
+    ``m`` the 0/1 in-bounds mask of the padded positions (see that module).
+    Strided, through the self-Cartesian product and the kernel ``[S, S]``.
+    """
+    c, _, n, filters = (int(d) for d in half.shape)
+    length = x.shape[1]
+    if strides != 1 or length is None:
+        kernel = ops.concatenate([half, half], axis=2)
+        y = conv(self_cartesian(x), kernel, bias, strides, dilation, padding)
+        return to_upper(y) if layout == "upper" else y
+    # (a, b, k, f) -> (a, k, b, f) -> a 1D kernel (a, k, b * F)
+    kernel_1d = ops.reshape(ops.transpose(half, (0, 2, 1, 3)), (c, n, c * filters))
+    v = ops.conv(x, kernel_1d, padding=padding, dilation_rate=dilation)
+    batch, out_len = ops.shape(v)[0], int(v.shape[1])
+    v = ops.reshape(v, (batch, out_len, c, filters))
+    _, before, _ = conv_padding(c, dilation, padding)
+    position = np.arange(out_len)[:, None] + np.arange(c)[None, :] * dilation - before
+    mask = ((position >= 0) & (position < int(length))).astype(np.float32)
+    t = ops.einsum("bscf,tc->bstf", v, ops.cast(mask, v.dtype))
+    z = t + ops.transpose(t, (0, 2, 1, 3))
+    if bias is not None:
+        z = z + bias
+    return to_upper(z) if layout == "upper" else z
 
 
 def upper_moments(x):
