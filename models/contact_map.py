@@ -84,8 +84,8 @@ def build_contact_scnn(name="contact_scnn", **kwargs):
     ``batch_norm_momentum``, ``output_bias`` (0.0: the initial logit offset,
     as in :func:`~keras_symconv.models.build_rna_scnn`); and ``fused`` (True), ``layout``
     (``"upper"``, the default on TensorFlow: the pair features are moved to the upper
-    layout with :class:`~keras_symconv.ToUpper`; ``"full"`` elsewhere) and ``compute`` (``"auto"``), which
-    change how the SCNN computes but not what, as in
+    layout with :class:`~keras_symconv.ToUpper`; ``"full"`` elsewhere) and ``compute``
+    (``"auto"``), which change how the SCNN computes but not what, as in
     :func:`~keras_symconv.models.build_rna_scnn`.
 
     Returns:
