@@ -382,8 +382,9 @@ print(keras.backend.backend())
 """
 
 
-def test_a_file_saved_on_another_backend_loads_here_with_the_same_outputs(tmp_path):
-    other = "jax" if BACKEND == "tensorflow" else "tensorflow"
+@pytest.mark.parametrize("other", [b for b in ("tensorflow", "jax", "torch") if b != BACKEND])
+def test_a_file_saved_on_another_backend_loads_here_with_the_same_outputs(tmp_path, other):
+    # Run on each of the three backends, this covers their six ordered pairs.
     pytest.importorskip(other)
     path, arrays = str(tmp_path / "other.keras"), str(tmp_path / "other.npz")
     code = _SAVE_ON_OTHER_BACKEND.format(
