@@ -188,7 +188,10 @@ def test_gpu_check_trains_from_a_long_run_folder(tmp_path):
 
     pytest.importorskip("jax")
     import gpu_check
+    import numpy as np
     from keras_symconv.models import build_rna_cnn, build_rna_scnn
+
+    import keras_symconv as ks
 
     init = tmp_path / "init"
     for kind, build in (("scnn", build_rna_scnn), ("cnn", build_rna_cnn)):
@@ -202,6 +205,10 @@ def test_gpu_check_trains_from_a_long_run_folder(tmp_path):
         figures = json.loads((out / f"{kind}.json").read_text())
         assert figures["started_from"].endswith(os.path.join(kind, "last.keras"))
         assert figures["steps"] == len(figures["losses"]) > 1
-        assert (out / f"{kind}.weights.h5").stat().st_size > 0
-    # The weights written load into the tiny model again.
-    build_rna_scnn(**gpu_check.TINY).load_weights(str(out / "scnn.weights.h5"))
+        assert (out / f"{kind}.keras").stat().st_size > 0
+    # The model written on JAX (full layout) loads here (TensorFlow: the upper
+    # layout) and predicts symmetric maps.
+    model = build_rna_scnn(weights=str(out / "scnn.keras"), **gpu_check.TINY)
+    x = np.eye(5, dtype="float32")[np.random.default_rng(0).integers(0, 5, (1, 12))]
+    y = model.predict(x, verbose=0)
+    assert ks.asymmetry(y) < 1e-5 and 0 < y.min() and y.max() < 1
