@@ -396,3 +396,24 @@ def test_a_file_saved_on_another_backend_loads_here_with_the_same_outputs(tmp_pa
     np.testing.assert_allclose(
         model.predict(saved["x"], verbose=0), saved["y"], rtol=1e-5, atol=1e-6
     )
+
+
+def test_the_readme_example_runs_here():
+    """README.md's example, as printed there, builds, fits and gives symmetric maps."""
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("README.md is not beside the tests (installed tests)")
+    with open(readme) as handle:
+        text = handle.read()
+    example = text.split("## Example", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    scope = {}
+    exec(compile(example, "README.md (example)", "exec"), scope)
+    model = scope["model"]
+    rng = np.random.default_rng(7)
+    x = np.eye(5, dtype="float32")[rng.integers(0, 5, (4, 9))]
+    y = (rng.random((4, 9, 9, 1)) < 0.2).astype("float32")
+    y = np.maximum(y, y.transpose(0, 2, 1, 3))
+    history = model.fit(x, y, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    maps = model.predict(x, verbose=0)
+    assert maps.shape == (4, 9, 9, 1) and ks.asymmetry(maps) < 1e-5
