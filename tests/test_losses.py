@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from tiny import pair_map
 
 from keras_symconv import losses
 
@@ -11,15 +12,8 @@ def _np(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
-def _map(length, pairs):
-    m = np.zeros((length, length), np.float32)
-    for i, j in pairs:
-        m[i, j] = m[j, i] = 1
-    return m
-
-
 def test_loss_hand_computed():
-    y = _map(3, [(0, 2)])
+    y = pair_map(3, [(0, 2)])
     p = np.full((3, 3), 0.5, np.float32)
     p[0, 2] = p[2, 0] = 0.8
     p[0, 1] = 0.1
@@ -37,7 +31,7 @@ def test_padded_batch_equals_each_sample_alone():
     lengths = [5, 9, 7]
     samples = []
     for n in lengths:
-        y = _map(n, [(0, n - 1), (1, n - 2)])
+        y = pair_map(n, [(0, n - 1), (1, n - 2)])
         p = rng.uniform(0.05, 0.95, size=(n, n)).astype(np.float32)
         samples.append((y, (p + p.T) / 2))
     alone = [_np(losses.pair_binary_crossentropy(y[None], p[None]))[0] for y, p in samples]
@@ -71,7 +65,7 @@ def test_loss_serialization_and_validation():
 
 def test_from_logits_is_stable_at_large_logits():
     # Saturated logits: the naive log(sigmoid) form gives inf or nan.
-    y = _map(2, [(0, 1)])[None]
+    y = pair_map(2, [(0, 1)])[None]
     logits = np.array([[[0.0, -200.0], [-200.0, 0.0]]], np.float32)
     got = _np(losses.pair_binary_crossentropy(y, logits, positive_weight=1.0, from_logits=True))
     np.testing.assert_allclose(got, [200.0], rtol=1e-6)

@@ -4,15 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny import pair_map
 
 from keras_symconv import losses, metrics
-
-
-def _map(length, pairs):
-    m = np.zeros((length, length), np.float32)
-    for i, j in pairs:
-        m[i, j] = m[j, i] = 1
-    return m
 
 
 def test_decoding_greedy_authors_rule_and_strict():
@@ -47,9 +41,9 @@ def test_scores_hand_computed_and_empty_cases():
 
 
 def test_pair_metrics_per_sequence_then_averaged():
-    y1, y2 = _map(6, [(0, 5), (1, 4)]), _map(6, [])
-    p1 = _map(6, [(0, 5), (2, 3)]) * 0.9
-    p2 = _map(6, [(0, 2)]) * 0.9
+    y1, y2 = pair_map(6, [(0, 5), (1, 4)]), pair_map(6, [])
+    p1 = pair_map(6, [(0, 5), (2, 3)]) * 0.9
+    p2 = pair_map(6, [(0, 2)]) * 0.9
     result = metrics.pair_metrics(np.stack([y1, y2]), np.stack([p1, p2]))
     assert result["per_sequence"] == [(0.5, 0.5, 0.5), (0.0, 0.0, 0.0)]
     assert result["accuracy"] == 0.25 and result["ppv"] == 0.25
@@ -61,18 +55,18 @@ def test_pair_metrics_per_sequence_then_averaged():
     assert metrics.pair_metrics(padded_y, padded_p, lengths=[6])["per_sequence"] == [
         (0.5, 0.5, 0.5)
     ]
-    assert metrics.pair_metrics([y1, _map(3, [])], [p1, np.zeros((3, 3))])["accuracy"] == 0.75
+    assert metrics.pair_metrics([y1, pair_map(3, [])], [p1, np.zeros((3, 3))])["accuracy"] == 0.75
 
 
 def test_keras_pair_metric_thresholded_and_in_fit():
-    y = np.stack([_map(6, [(0, 5), (1, 4)]), _map(6, [])])[..., None]
-    p = np.stack([_map(6, [(0, 5), (2, 3)]) * 0.9, _map(6, [(0, 2)]) * 0.9])[..., None]
+    y = np.stack([pair_map(6, [(0, 5), (1, 4)]), pair_map(6, [])])[..., None]
+    p = np.stack([pair_map(6, [(0, 5), (2, 3)]) * 0.9, pair_map(6, [(0, 2)]) * 0.9])[..., None]
     for kind, expected in (("ppv", 0.25), ("sensitivity", 0.25), ("accuracy", 0.25)):
         metric = metrics.PairMetric(kind)
         metric.update_state(y, p)
         np.testing.assert_allclose(float(metric.result()), expected)
     # Thresholded, not decoded: two candidates for base 0 both count.
-    q = _map(6, [(0, 5)]) * 0.9 + _map(6, [(0, 4)]) * 0.8
+    q = pair_map(6, [(0, 5)]) * 0.9 + pair_map(6, [(0, 4)]) * 0.8
     metric = metrics.PairMetric("ppv")
     metric.update_state(y[:1], q[None, ..., None])
     assert float(metric.result()) == 0.5
