@@ -175,6 +175,8 @@ RULES = {
 #: backend), so on JAX each block is a ``same`` convolution of its window,
 #: cropped: the halo's few extra outputs cost less.
 _SAME_THEN_CROP = keras.backend.backend() == "jax"
+#: See :func:`_windows`.
+_SPLIT_ROWS = keras.backend.backend() == "torch"
 
 
 def _blocks_plan(x, kernel, spec):
@@ -219,6 +221,41 @@ def _upper_mask(side):
     return np.triu(np.ones((side, side), bool))[None, :, :, None]
 
 
+def _windows(padded, blocks, halo):
+    """Each block's input window: its rows and columns of ``padded`` plus ``halo``.
+
+    On PyTorch the rows come from one ``split`` of the map at the diagonal
+    pieces' first rows (each window: its pieces' row chunks and ``halo`` rows
+    of the next), so that the backward pass of the windows writes about two
+    maps' worth of zeros, where one slice of the whole map per block writes
+    one map per block (``benchmarks/RESULTS.md``, every backend).
+    """
+    pieces = np.flatnonzero(blocks.piece)
+    starts = [int(blocks.r0[k]) for k in pieces]
+    heights = np.diff(starts + [int(padded.shape[1]) - halo])
+    if not _SPLIT_ROWS or min(heights) < halo:
+        return [
+            padded[:, r0 : r1 + halo, c0 : c1 + halo, :]
+            for r0, r1, c0, c1 in ((int(v) for v in blocks.bounds(k)) for k in range(len(blocks)))
+        ]
+    chunks = ops.split(padded, starts[1:], axis=1) if len(starts) > 1 else [padded]
+    chunk_of = {start: p for p, start in enumerate(starts)}
+
+    def rows(first, last):
+        parts = list(chunks[first : last + 1])
+        if last + 1 < len(chunks) and halo:
+            parts.append(chunks[last + 1][:, :halo])
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
+
+    windows = []
+    for k in range(len(blocks)):
+        r0, r1, c0, c1 = (int(v) for v in blocks.bounds(k))
+        first = chunk_of[r0]
+        last = first if blocks.piece[k] else first + blocks.splits - 1
+        windows.append(rows(first, last)[:, :, c0 : c1 + halo, :])
+    return windows
+
+
 def triangular_conv(x, kernel, bias, spec, strips, splits, layout="full"):
     """The entries on and above the diagonal of a symmetric convolution, in blocks.
 
@@ -244,9 +281,8 @@ def triangular_conv(x, kernel, bias, spec, strips, splits, layout="full"):
         padded = ops.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
     blocks = Blocks(side, strips, splits)
     outputs = []
-    for k in range(len(blocks)):
+    for k, window in enumerate(_windows(padded, blocks, effective - 1)):
         r0, r1, c0, c1 = (int(v) for v in blocks.bounds(k))
-        window = padded[:, r0 : r1 + effective - 1, c0 : c1 + effective - 1, :]
         if _SAME_THEN_CROP:
             y = ops.conv(window, kernel, padding="same", dilation_rate=spec.dilation)
             lead = (effective - 1) // 2
