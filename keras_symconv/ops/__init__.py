@@ -20,8 +20,9 @@ TensorFlow):
 - :mod:`~keras_symconv.ops.generating`: the fused generating convolution,
   a sequence to a symmetric map.
 - :mod:`~keras_symconv.ops.convolution`: the strategies the layers call.
-- :mod:`~keras_symconv.ops.portable`: the same with ``keras.ops``, every
-  convolution over the full map, for the JAX and PyTorch backends.
+- :mod:`~keras_symconv.ops.portable`: the same with ``keras.ops`` and
+  autodiff (blocks of the upper triangle, the fused generating convolution),
+  for the JAX and PyTorch backends.
 """
 
 from keras_symconv import _backend
