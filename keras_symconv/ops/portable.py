@@ -193,13 +193,9 @@ def _blocks_plan(x, kernel, spec):
 
 
 @functools.lru_cache(maxsize=64)
-def _block_index(side, strips, splits, upper=True):
-    """Where each output entry is in the concatenated blocks (NumPy int32).
-
-    ``upper``: the ``L (L + 1) / 2`` entries of the upper layout; else the
-    ``L^2`` entries of the full map, each below the diagonal read from its
-    mirror above it.
-    """
+def _block_index(side, strips, splits):
+    """Where each of the upper layout's ``L (L + 1) / 2`` entries is in the
+    concatenated blocks (NumPy int32)."""
     blocks = Blocks(side, strips, splits)
     at = np.full((side, side), -1, np.int64)
     offset = 0
@@ -212,11 +208,10 @@ def _block_index(side, strips, splits, upper=True):
         offset += h * w
     rows, cols = np.triu_indices(side)
     assert (at[rows, cols] >= 0).all(), "the blocks leave an upper entry out"
-    if upper:
-        return at[rows, cols].astype(np.int32)
-    return np.maximum(at, at.T).reshape(-1).astype(np.int32)
+    return at[rows, cols].astype(np.int32)
 
 
+@functools.lru_cache(maxsize=64)
 def _upper_mask(side):
     return np.triu(np.ones((side, side), bool))[None, :, :, None]
 
@@ -293,7 +288,7 @@ def triangular_conv(x, kernel, bias, spec, strips, splits, layout="full"):
     if layout == "upper":
         batch, filters = ops.shape(x)[0], int(kernel.shape[-1])
         flat = ops.concatenate([ops.reshape(y, (batch, -1, filters)) for y in outputs], axis=1)
-        out = ops.take(flat, _block_index(side, strips, splits, True), axis=1)
+        out = ops.take(flat, _block_index(side, strips, splits), axis=1)
         return out if bias is None else out + bias
     rows = []
     k = 0
