@@ -6,6 +6,7 @@ model's inputs for one item, the native map and how predictions are scored.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -76,50 +77,62 @@ class ContactTask:
 
         return build_model(kind, build_contact_scnn, build_contact_cnn, **kwargs)
 
-    def read(self, paths, args):
-        from keras_symconv.data.contact import contact_example
-        from keras_symconv.data.protein import read_pdb, read_protein_json
+    def read(self, paths, args, sequences=False):
+        """Examples of structure files (and, with ``sequences``, FASTA files).
 
-        files = []
-        for path in paths:
-            if os.path.isdir(path):
-                for root, dirs, names in os.walk(path):
-                    dirs.sort()
-                    files += [
-                        os.path.join(root, n)
-                        for n in sorted(names)
-                        if n.endswith((".json", ".pdb"))
-                    ]
-            elif os.path.isfile(path):
-                files.append(path)
-            else:
-                raise FileNotFoundError(f"{path}: no such file or folder")
-        chains = []
-        for f in files:
-            if f.endswith(".json"):
-                chains += read_protein_json(f)
-            elif f.endswith(".pdb"):
-                chains.append(read_pdb(f))
-            else:
-                raise ValueError(f"{f}: unknown protein format; expected .json or .pdb")
+        Each chain takes its co-evolution features from ``args.alignment``
+        (one file, which must match the only chain) or from the alignment of
+        the ``args.alignments`` folder it maps onto; without one they are
+        those of a chain without an alignment, and with ``sequences`` (the
+        prediction command) the tool says so on stderr.
+        """
+        from keras_symconv.data.alignment import find_alignment, map_alignment_to_chain
+        from keras_symconv.data.contact import contact_example
+        from keras_symconv.data.protein import read_protein_files
+
+        chains = read_protein_files(paths, getattr(args, "chain", None), sequences)
         lo, hi = args.length
         chains = [c for c in chains if lo <= len(c) <= hi]
         alignments = self._alignments(getattr(args, "alignments", None))
+        single = getattr(args, "alignment", None)
+        if single:
+            from keras_symconv.data.alignment import read_alignment
+
+            if alignments:
+                raise ValueError("give --alignment FILE or --alignments DIR, not both")
+            if len(chains) != 1:
+                raise ValueError(
+                    f"--alignment {single} is for one chain; the inputs have {len(chains)}. "
+                    "Use --alignments DIR for several"
+                )
+            single = read_alignment(single)
         examples = []
         for chain in chains:
             codes = None
-            if alignments:
-                from keras_symconv.data.alignment import find_alignment
-
+            if single:
+                codes, info = map_alignment_to_chain(single, chain.sequence)
+                info["path"] = single.path
+            elif alignments:
                 try:
-                    _, codes, info = find_alignment(alignments, chain.sequence)
+                    alignment, codes, info = find_alignment(alignments, chain.sequence)
+                    info["path"] = alignment.path
                 except ValueError:
                     print(
                         f"symconv: {chain.name}: no alignment matches; its alignment "
                         "features are zero",
                         file=sys.stderr,
                     )
-            examples.append(contact_example(chain, codes))
+            elif sequences:
+                print(
+                    f"symconv: {chain.name}: no alignment given; its alignment features are "
+                    "zero, as for a chain without one (--alignments DIR or --alignment FILE "
+                    "to give one)",
+                    file=sys.stderr,
+                )
+            example = contact_example(chain, codes)
+            if codes is not None:
+                example = dataclasses.replace(example, alignment=info)
+            examples.append(example)
         return examples
 
     @staticmethod

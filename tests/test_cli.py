@@ -336,3 +336,41 @@ def test_contact_train_predict_evaluate(tmp_path, capsys):
     examples = {e.name: e for e in TASKS["contact"].read([str(data_file)], args)}
     assert np.abs(examples["p1"].pair_features[..., :2]).sum() > 0
     assert np.all(examples["p0"].pair_features[..., :2] == 0)
+
+    # Prediction from sequences alone (FASTA): p1's sequence takes its
+    # alignment and predicts what its structure record predicts; p0's has none.
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">p0 no alignment\n{chains[0]['seq']}\n>p1\n{chains[1]['seq'].lower()}\n")
+    from_seq, from_struct = tmp_path / "from_seq", tmp_path / "from_struct"
+    assert main(["contact", "predict", model, str(fasta), "--alignments", str(aln_dir),
+                 "--out", str(from_seq)]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert "p0: no alignment matches; its alignment features are zero" in captured.err
+    assert "p1: 34 residues, alignment" in captured.out and "identity 1.00" in captured.out
+    assert main(["contact", "predict", model, str(data_file), "--alignments", str(aln_dir),
+                 "--out", str(from_struct), "--no-png"]) == 0  # fmt: skip
+    for name in ("p0", "p1"):
+        assert (from_seq / f"{name}.rr").read_text() == (from_struct / f"{name}.rr").read_text()
+        assert (from_seq / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    # One sequence, one alignment file; without any, the tool says so.
+    one = tmp_path / "one.fa"
+    one.write_text(f">p1\n{chains[1]['seq']}\n")
+    assert main(["contact", "predict", model, str(one), "--alignment",
+                 str(aln_dir / "fam.fa"), "--out", str(tmp_path / "one")]) == 0  # fmt: skip
+    assert (tmp_path / "one" / "p1.rr").read_text() == (from_struct / "p1.rr").read_text()
+    capsys.readouterr()
+    assert main(["contact", "predict", model, str(one), "--out", str(tmp_path / "none")]) == 0
+    assert "p1: no alignment given; its alignment features are zero" in capsys.readouterr().err
+    assert (tmp_path / "none" / "p1.rr").read_text() != (from_struct / "p1.rr").read_text()
+    # An alignment that is not the sequence's is refused, naming the file.
+    assert main(["contact", "predict", model, str(fasta), "--alignment",
+                 str(aln_dir / "fam.fa"), "--out", str(tmp_path / "x")]) == 2  # fmt: skip
+    assert "is for one chain; the inputs have 2" in capsys.readouterr().err
+    (tmp_path / "p0.fa").write_text(f">p0\n{chains[0]['seq']}\n")
+    assert main(["contact", "predict", model, str(tmp_path / "p0.fa"), "--alignment",
+                 str(aln_dir / "fam.fa"), "--out", str(tmp_path / "x")]) == 2  # fmt: skip
+    assert "fam.fa: no row matches the chain" in capsys.readouterr().err
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">q\nACDZ\n")
+    assert main(["contact", "predict", model, str(bad), "--out", str(tmp_path / "x")]) == 2
+    assert "bad.fa:2: 'Z' is not an amino acid" in capsys.readouterr().err

@@ -11,7 +11,8 @@
 #
 # Without `--data` it writes random-walk chains (C-alpha traces with 3.8 A
 # steps: *not* real proteins) to a JSON file first, so it runs anywhere. Point
-# `--data` at `.json` chain lists or `.pdb` files for real structures.
+# `--data` at chain-set JSON (`.json`, `.jsonl`), PDB or mmCIF files (or
+# folders of them) for real structures.
 
 # %%
 import argparse
@@ -27,7 +28,7 @@ import numpy as np  # noqa: E402
 from keras_symconv.models import build_contact_cnn, build_contact_scnn  # noqa: E402
 
 import keras_symconv as ks  # noqa: E402
-from keras_symconv.data import features, read_pdb, read_protein_json  # noqa: E402
+from keras_symconv.data import features, read_protein_files, read_protein_json  # noqa: E402
 from keras_symconv.data.contact import contact_example, contact_training_dataset  # noqa: E402
 
 parser = argparse.ArgumentParser()
@@ -43,14 +44,14 @@ keras.utils.set_random_seed(0)
 
 # %% [markdown]
 # ## 1. Structures
-# `read_protein_json` reads chain lists (`name`, `seq`, `coords` of N, CA, C,
-# O with `null` for missing atoms); `read_pdb` reads one chain of a PDB file.
+# `read_protein_json` reads chain sets (`name`, `seq`, `coords` of N, CA, C,
+# O per residue or per atom, `null` or NaN for missing atoms);
+# `read_protein_files` reads files and folders of any supported format
+# (PDB and mmCIF: one chain of the first model).
 
 # %%
 if args.data:
-    chains = []
-    for path in args.data:
-        chains += read_protein_json(path) if path.endswith(".json") else [read_pdb(path)]
+    chains = read_protein_files(args.data)
 else:
     rng = np.random.default_rng(0)
     records = []

@@ -64,7 +64,9 @@ def add_training_args(p, domain):
         "--data",
         nargs="+",
         metavar="PATH",
-        help="structure files or folders" if rna else ".json / .pdb files or folders",
+        help="structure files or folders"
+        if rna
+        else "structure files (.json, .jsonl, .pdb, .pdb.gz, .cif, .cif.gz) or folders",
     )
     if rna:
         src.add_argument("--synthetic", type=int, metavar="N", help="N synthetic RNAs instead")
@@ -136,6 +138,11 @@ def add_training_args(p, domain):
 
 
 def add_length(group):
+    group.add_argument(
+        "--chain",
+        metavar="ID",
+        help="chain of PDB and mmCIF files (author's chain ID; default: the first)",
+    )
     group.add_argument(
         "--alignments",
         metavar="DIR",

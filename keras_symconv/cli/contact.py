@@ -15,23 +15,28 @@ def cmd_predict(args):
     from keras_symconv.data.protein import write_casp_rr
 
     task = TASKS["contact"]
+    examples = task.read(args.inputs, args, sequences=True)
+    if not examples:
+        raise ValueError("no chains to predict (check --length)")
     model = load_model(args.model, task)
     predict = make_predictor(model, task)
     os.makedirs(args.out, exist_ok=True)
     stem = stems()
-    for example in task.read(args.inputs, args):
+    for example in examples:
         prob = predict(example)
-        sequence = _sequence_from_features(example.sequence_features)
+        sequence = example.sequence or _sequence_from_features(example.sequence_features)
         base = os.path.join(args.out, stem(example.name))
         write_casp_rr(base + ".rr", example.name, sequence, prob, top=args.top)
         if not args.no_png:
-            heatmap(
-                base + ".png",
-                [task.native(example), prob],
-                ["native", f"predicted ({len(example)} residues)"],
-                example.name,
-            )
-        print(f"{example.name}: {len(example)} residues -> {base}.rr", flush=True)
+            maps, titles = [prob], [f"predicted ({len(example)} residues)"]
+            if example.has_structure:
+                maps, titles = [task.native(example), *maps], ["native", *titles]
+            heatmap(base + ".png", maps, titles, example.name)
+        source = "no alignment"
+        if example.alignment:
+            a = example.alignment
+            source = f"alignment {a['path']} (row {a['row']}, identity {a['identity']:.2f})"
+        print(f"{example.name}: {len(example)} residues, {source} -> {base}.rr", flush=True)
     return 0
 
 
@@ -49,7 +54,17 @@ def add_parser(sub):
     pairs.add_commands(cmds, "contact")
     p = cmds.add_parser("predict", help="predict pair maps")
     p.add_argument("model", help="a .keras file written by 'symconv contact train'")
-    p.add_argument("inputs", nargs="+", help=".json / .pdb files or folders")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        help="FASTA files (.fa, .fasta, .faa: sequences alone) or structure files "
+        "(.json, .jsonl, .pdb, .pdb.gz, .cif, .cif.gz) or folders of them",
+    )
+    p.add_argument(
+        "--alignment",
+        metavar="FILE",
+        help="aligned FASTA of the one input sequence, for its co-evolution features",
+    )
     p.add_argument("--top", type=int, default=None, help="at most this many RR lines")
     add_length(p)
     p.add_argument("--out", required=True, metavar="DIR")

@@ -40,6 +40,16 @@ class ContactExample:
     pair_features: np.ndarray
     contacts: np.ndarray
     mask: np.ndarray
+    #: The chain's one-letter sequence.
+    sequence: str | None = None
+    #: Where the co-evolution features came from (file, matching row,
+    #: identity), ``None`` without an alignment.
+    alignment: dict | None = None
+
+    @property
+    def has_structure(self) -> bool:
+        """Whether any residue has coordinates (``False`` for a sequence-only chain)."""
+        return bool(np.any(self.mask))
 
     def __len__(self):
         return len(self.mask)
@@ -84,7 +94,7 @@ def contact_example(
     seq = features.sequence_features(chain.sequence, profile, profile_mode or "replace")
     pair = features.pair_features(len(chain), codes, weights)
     contacts, mask = contact_map(chain, threshold, atom)
-    return ContactExample(chain.name, seq, pair, contacts, mask)
+    return ContactExample(chain.name, seq, pair, contacts, mask, chain.sequence)
 
 
 def _specs(examples):

@@ -1,9 +1,11 @@
 """A ``tensorflow-datasets`` builder for protein chains in a local folder.
 
 No download: the folder is the builder's manual directory. Every ``*.json``
-file in it (the layout of :func:`keras_symconv.data.read_protein_json`)
-becomes a split named after the file (``ts50.json`` -> ``ts50``), and all
-``*.pdb`` files below it (first chain of each) form the split ``pdb``.
+or ``*.jsonl`` file in it (chain sets in either layout of
+:func:`keras_symconv.data.read_protein_json`) becomes a split named after the
+file (``ts50.json`` -> ``ts50``), and all PDB and mmCIF files below it
+(``.pdb``, ``.pdb.gz``, ``.cif``, ``.cif.gz``; first chain of each) form the
+split ``pdb``.
 
 Each example: ``name``, ``sequence``, ``sequence_features`` ``(L, 25)``
 (:func:`keras_symconv.data.features.sequence_features`), ``contacts``
@@ -35,7 +37,12 @@ import numpy as np
 from keras_symconv._backend import import_tensorflow
 from keras_symconv.data.features import N1D, N2D, sequence_features
 from keras_symconv.data.labels import IGNORE_LABEL
-from keras_symconv.data.protein import contact_map, read_pdb, read_protein_json
+from keras_symconv.data.protein import (
+    STRUCTURE_SUFFIXES,
+    contact_map,
+    read_protein_json,
+    read_structure_file,
+)
 
 tf = import_tensorflow("keras_symconv.data.tfds_protein (a TensorFlow Datasets builder)")
 
@@ -80,17 +87,22 @@ class ProteinChains(tfds.core.GeneratorBasedBuilder):
         folder = os.fspath(dl_manager.manual_dir)
         splits = {}
         for fname in sorted(os.listdir(folder)):
-            if fname.endswith(".json"):
+            if fname.endswith((".json", ".jsonl")):
                 chains = read_protein_json(os.path.join(folder, fname))
                 splits[os.path.splitext(fname)[0]] = self._generate_examples(chains)
-        pdbs = []
-        for root, dirs, files in os.walk(folder):
+        single = tuple(s for s in STRUCTURE_SUFFIXES if not s.startswith(".json"))
+        files = []
+        for root, dirs, names in os.walk(folder):
             dirs.sort()
-            pdbs += [os.path.join(root, f) for f in sorted(files) if f.endswith(".pdb")]
-        if pdbs:
-            splits["pdb"] = self._generate_examples(read_pdb(p) for p in pdbs)
+            files += [os.path.join(root, f) for f in sorted(names) if f.lower().endswith(single)]
+        if files:
+            splits["pdb"] = self._generate_examples(
+                chain for f in files for chain in read_structure_file(f)
+            )
         if not splits:
-            raise FileNotFoundError(f"{folder}: no .json or .pdb files")
+            raise FileNotFoundError(
+                f"{folder}: no structure files ({', '.join(STRUCTURE_SUFFIXES)})"
+            )
         return splits
 
     def _generate_examples(self, chains):
