@@ -17,6 +17,7 @@ __all__ = [
     "load_model",
     "load_recommender",
     "make_predictor",
+    "TILE_MODES",
     "predict_items",
     "score_items",
     "evaluate_structures",
@@ -87,14 +88,31 @@ def load_recommender(path):
     return model
 
 
-def make_predictor(model, task=None):
+#: ``make_predictor``'s tiling modes.
+TILE_MODES = ("auto", "always", "never")
+
+
+def make_predictor(model, task=None, tile="auto", tile_size=1024, log=None):
     """A compiled ``item -> (L, L)`` probability function (no retracing).
 
     The diagonal is set to 0: a residue never pairs with itself, and the
     loss never constrains the model there.
+
+    Args:
+        model: a pair-map model of ``task``.
+        task: the task (default RNA), which gives the model's inputs.
+        tile: ``"auto"`` (default) predicts in tiles
+            (:class:`keras_symconv.tiling.TiledPredictor`) when the whole
+            map's activations could take more than half the memory available,
+            ``"always"`` or ``"never"``.
+        tile_size: side of the tiles.
+        log: called with a line of text when an item is predicted in tiles.
     """
+    import numpy as np
     import tensorflow as tf
 
+    if tile not in TILE_MODES:
+        raise ValueError(f"Argument `tile` must be one of {TILE_MODES}. Received: tile={tile!r}")
     task = task or TASKS["rna"]
     signature = [tf.TensorSpec((1,) + shape, tf.float32) for shape in task.input_shapes]
 
@@ -103,9 +121,35 @@ def make_predictor(model, task=None):
         prob = model(x[0] if len(x) == 1 else list(x), training=False)[0, :, :, 0]
         return tf.linalg.set_diag(prob, tf.zeros_like(tf.linalg.diag_part(prob)))
 
-    return lambda item: predict(
-        *[tf.constant(a[None], tf.float32) for a in task.inputs(item)]
-    ).numpy()
+    tiler = []
+
+    def run(item):
+        inputs = [np.asarray(a, np.float32)[None] for a in task.inputs(item)]
+        length = inputs[0].shape[1]
+        if tile != "never":
+            if not tiler:
+                from keras_symconv.tiling import TiledPredictor
+
+                try:
+                    tiler.append(TiledPredictor(model, tile_size))
+                except ValueError:
+                    if tile == "always":
+                        raise
+                    tiler.append(None)  # a model tiling cannot walk: whole maps
+            tiled = tiler[0]
+            if tiled is not None and (tile == "always" or tiled.should_tile(length)):
+                if log is not None:
+                    log(
+                        f"{getattr(item, 'name', 'input')}: {length} long, predicted in tiles "
+                        f"of {tile_size} (the whole map's activations could take up to "
+                        f"{tiled.untiled_bytes(length) / 2**30:.1f} GiB)"
+                    )
+                prob = tiled(inputs)[:, :, 0]
+                np.fill_diagonal(prob, 0.0)
+                return prob
+        return predict(*[tf.constant(a) for a in inputs]).numpy()
+
+    return run
 
 
 def predict_items(predict, items, task=None):

@@ -104,3 +104,44 @@ def test_tool_lists_presets_and_predicts_with_the_default(tmp_path, capsys):
     assert "model strand16s-cnn;" in capsys.readouterr().out
     assert main(["rna", "predict", "strand16s-cnn", "--out", str(out)]) == 2
     assert "a model, but no input files follow it" in capsys.readouterr().err
+
+
+def test_preset_predicts_the_same_in_tiles(tmp_path, capsys):
+    from keras_symconv.data import RNAStructure
+    from keras_symconv.inference import load_model, make_predictor
+
+    rng = np.random.default_rng(5)
+    sequence = "".join(rng.choice(list("ACGU"), size=150))
+    item = RNAStructure.from_pairs("r", sequence, [])
+    model = load_model(DEFAULT_RNA_PRESET)
+    lines = []
+    tiled = make_predictor(model, tile="always", tile_size=32, log=lines.append)(item)
+    whole = make_predictor(model, tile="never")(item)
+    assert lines == [
+        "r: 150 long, predicted in tiles of 32 (the whole map's activations could take up "
+        "to 0.1 GiB)"
+    ]
+    assert whole.max() > 0.5 and np.all(np.diag(tiled) == 0)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(f">r\n{sequence}\n")
+    for mode in ("never", "always"):
+        args = ["rna", "predict", str(fasta), "--out", str(tmp_path / mode), "--tile", mode]
+        assert main(args + ["--tile-size", "32"]) == 0
+    assert "r: 150 long, predicted in tiles of 32" in capsys.readouterr().err
+    for suffix in (".ct", ".bpseq", ".dbn"):
+        assert (tmp_path / "never" / f"r{suffix}").read_text() == (
+            tmp_path / "always" / f"r{suffix}"
+        ).read_text()
+
+
+def test_long_maps_are_drawn_downsampled(tmp_path):
+    from keras_symconv.plotting import downsample, heatmap
+
+    prob = np.random.default_rng(0).random((2503, 2503)).astype(np.float32)
+    small, factor = downsample(prob, max_side=1000)
+    assert factor == 3 and small.shape == (835, 835)
+    assert small[4, 7] == prob[12:15, 21:24].max() and small[-1, -1] == prob[2502, 2502]
+    assert downsample(prob[:900, :900])[1] == 1
+    heatmap(tmp_path / "big.png", [prob], ["p"])
+    assert (tmp_path / "big.png").read_bytes()[:4] == b"\x89PNG"

@@ -163,3 +163,23 @@ THRESHOLD_HELP = (
     "decoding threshold (default: the one stored in the model, chosen on the validation "
     "set when it was trained; 0.5 for a model that stores none)"
 )
+
+
+def add_tiling(p):
+    """``--tile`` and ``--tile-size`` of the predict commands."""
+    p.add_argument(
+        "--tile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="predict the map in tiles (sequence layers once, pair layers tile by tile; "
+        "same result): auto = when the whole map would not fit in half the memory "
+        "available (default)",
+    )
+    p.add_argument("--tile-size", type=int, default=1024, metavar="N", help="tile side")
+
+
+def log_line(text):
+    """A progress line of the tool, on stderr."""
+    import sys
+
+    print(f"symconv: {text}", file=sys.stderr, flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from keras_symconv.cli import pairs
-from keras_symconv.cli._common import THRESHOLD_HELP, add_length, stems
+from keras_symconv.cli._common import THRESHOLD_HELP, add_length, add_tiling, log_line, stems
 from keras_symconv.inference import load_model, make_predictor
 from keras_symconv.plotting import heatmap
 from keras_symconv.tasks import TASKS
@@ -19,7 +19,7 @@ def cmd_predict(args):
     if not examples:
         raise ValueError("no chains to predict (check --length)")
     model = load_model(args.model, task)
-    predict = make_predictor(model, task)
+    predict = make_predictor(model, task, args.tile, args.tile_size, log=log_line)
     os.makedirs(args.out, exist_ok=True)
     stem = stems()
     for example in examples:
@@ -70,5 +70,6 @@ def add_parser(sub):
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--threshold", type=float, default=None, help=THRESHOLD_HELP)
     p.add_argument("--no-png", action="store_true", help="skip the heatmaps")
+    add_tiling(p)
     p.set_defaults(func=cmd_predict)
     pairs.add_evaluate(cmds, "contact")

@@ -7,7 +7,7 @@ import os
 import sys
 
 from keras_symconv.cli import pairs
-from keras_symconv.cli._common import THRESHOLD_HELP, read_inputs, stems
+from keras_symconv.cli._common import THRESHOLD_HELP, add_tiling, log_line, read_inputs, stems
 from keras_symconv.inference import load_model, make_predictor, resolve_threshold
 from keras_symconv.plotting import heatmap
 
@@ -65,7 +65,7 @@ def cmd_predict(args):
     model = load_model(model_name)
     threshold, how = resolve_threshold(args.threshold, model_name)
     print(f"model {model_name}; decoding threshold {threshold:g} ({how})", flush=True)
-    predict = make_predictor(model)
+    predict = make_predictor(model, tile=args.tile, tile_size=args.tile_size, log=log_line)
     os.makedirs(args.out, exist_ok=True)
     stem = stems()
     for name, sequence in read_inputs(inputs):
@@ -115,6 +115,7 @@ def add_parser(sub):
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--threshold", type=float, default=None, help=THRESHOLD_HELP)
     p.add_argument("--no-png", action="store_true", help="skip the heatmaps")
+    add_tiling(p)
     p.set_defaults(func=cmd_predict)
     pairs.add_evaluate(cmds, "rna")
     p = cmds.add_parser("models", help="list the shipped trained models (presets)")
