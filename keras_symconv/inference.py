@@ -103,7 +103,8 @@ def make_predictor(model, task=None, tile="auto", tile_size=1024, log=None):
         task: the task (default RNA), which gives the model's inputs.
         tile: ``"auto"`` (default) predicts in tiles
             (:class:`keras_symconv.tiling.TiledPredictor`) when the whole
-            map's activations could take more than half the memory available,
+            map's activations would take more than 40 % of the memory
+            available (:meth:`~keras_symconv.tiling.TiledPredictor.should_tile`),
             ``"always"`` or ``"never"``.
         tile_size: side of the tiles.
         log: called with a line of text when an item is predicted in tiles.
@@ -139,10 +140,11 @@ def make_predictor(model, task=None, tile="auto", tile_size=1024, log=None):
             tiled = tiler[0]
             if tiled is not None and (tile == "always" or tiled.should_tile(length)):
                 if log is not None:
+                    need = tiled.untiled_bytes(length)
+                    size = f"{need / 2**30:.1f} GiB" if need >= 2**30 else f"{need / 2**20:.0f} MiB"
                     log(
                         f"{getattr(item, 'name', 'input')}: {length} long, predicted in tiles "
-                        f"of {tile_size} (the whole map's activations could take up to "
-                        f"{tiled.untiled_bytes(length) / 2**30:.1f} GiB)"
+                        f"of {tile_size} (the whole map would take about {size})"
                     )
                 prob = tiled(inputs)[:, :, 0]
                 np.fill_diagonal(prob, 0.0)

@@ -105,7 +105,8 @@ class TiledPredictor:
     Attributes:
         halo: the pair layers' receptive radius, in map entries.
         symmetric: whether only the upper tiles are computed and mirrored.
-        pair_channels: channels of all the pair layers' outputs together.
+        pair_channels: the most channels of pair maps alive at once when the
+            layers run in order (each map freed after its last reader).
 
     Raises:
         ValueError: a layer of the pair part that cannot be run on a tile,
@@ -200,7 +201,6 @@ class TiledPredictor:
         self._pair_inputs = [k for k, i in enumerate(self._input_ids) if i in pair]
         self.halo = radius[out_id]
         self.symmetric = bool(symmetric.get(out_id))
-        self.pair_channels = sum(int(s[0].output.shape[-1]) for s in steps if s[3])
         # How many steps read each value: a tile's maps are freed after their last reader.
         self._readers = {}
         for _, ids, _, is_pair in steps:
@@ -208,6 +208,29 @@ class TiledPredictor:
                 for i in ids:
                     self._readers[i] = self._readers.get(i, 0) + 1
         self._converted = {}
+        self.pair_channels = self._peak_channels()
+
+    def _peak_channels(self):
+        """Most channels of pair maps alive at once when the steps run in order."""
+        readers = dict(self._readers)
+        channels = {i: 0 for i in self._input_ids}
+        for k, i in enumerate(self._input_ids):
+            shape = _as_list(self.model.inputs)[k].shape
+            if len(shape) == 4:
+                channels[i] = int(shape[-1])
+        alive = {i for i in self._input_ids if channels[i]}
+        peak = sum(channels[i] for i in alive)
+        for layer, ids, out, is_pair in self._steps:
+            if not is_pair:
+                continue
+            channels[out] = int(layer.output.shape[-1])
+            alive.add(out)
+            peak = max(peak, sum(channels[i] for i in alive))
+            for i in ids:
+                readers[i] -= 1
+                if readers[i] == 0:
+                    alive.discard(i)
+        return peak
 
     @staticmethod
     def _check_pair_layer(layer):
@@ -248,14 +271,13 @@ class TiledPredictor:
         return all(bool(s) for s in inputs if s is not None)
 
     def untiled_bytes(self, length: int) -> int:
-        """An upper bound of the memory an untiled prediction of ``length`` holds.
+        """An estimate of the memory an untiled prediction of ``length`` holds.
 
-        4 bytes per channel of every pair layer's output over the whole map
-        (not all of them are alive at once, so the real peak is lower).
+        4 bytes per channel of :attr:`pair_channels` over the whole map.
         """
         return 4 * self.pair_channels * length * length
 
-    def should_tile(self, length: int, memory: int | None = None, fraction: float = 0.5) -> bool:
+    def should_tile(self, length: int, memory: int | None = None, fraction: float = 0.4) -> bool:
         """Whether :meth:`untiled_bytes` exceeds ``fraction`` of ``memory``.
 
         ``memory`` defaults to :func:`available_memory`; unknown memory never tiles.

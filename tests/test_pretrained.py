@@ -118,8 +118,7 @@ def test_preset_predicts_the_same_in_tiles(tmp_path, capsys):
     tiled = make_predictor(model, tile="always", tile_size=32, log=lines.append)(item)
     whole = make_predictor(model, tile="never")(item)
     assert lines == [
-        "r: 150 long, predicted in tiles of 32 (the whole map's activations could take up "
-        "to 0.1 GiB)"
+        "r: 150 long, predicted in tiles of 32 (the whole map would take about 10 MiB)"
     ]
     assert whole.max() > 0.5 and np.all(np.diag(tiled) == 0)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)

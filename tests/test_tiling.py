@@ -83,5 +83,12 @@ def test_errors_name_the_argument_or_layer():
     tiled = TiledPredictor(build_rna_scnn(), 16)
     with pytest.raises(ValueError, match=r"batch size 1"):
         tiled([np.zeros((2, 10, 5), "float32")])
+    # Maps alive at once: the product (10) and the first conv's output (4).
+    sequence = keras.Input((None, 5))
+    x = SelfCartesian()(sequence)
+    x = keras.layers.Conv2D(3, 3, padding="same")(keras.layers.Conv2D(4, 3, padding="same")(x))
+    chain = TiledPredictor(keras.Model(sequence, x))
+    assert chain.pair_channels == 14 and chain.untiled_bytes(100) == 4 * 14 * 100 * 100
+    assert chain.halo == 2 and not chain.symmetric
     assert tiled.should_tile(1000, memory=tiled.untiled_bytes(1000))
     assert not tiled.should_tile(1000, memory=3 * tiled.untiled_bytes(1000))

@@ -172,7 +172,7 @@ def add_tiling(p):
         choices=("auto", "always", "never"),
         default="auto",
         help="predict the map in tiles (sequence layers once, pair layers tile by tile; "
-        "same result): auto = when the whole map would not fit in half the memory "
+        "same result): auto = when the whole map would take more than 40%% of the memory "
         "available (default)",
     )
     p.add_argument("--tile-size", type=int, default=1024, metavar="N", help="tile side")
