@@ -143,6 +143,7 @@ class TiledPredictor:
         model = self.model
         inputs = _as_list(model.inputs)
         self._input_ids = [id(t) for t in inputs]
+        tensors = {id(t): t for t in inputs}
         pair = {id(t) for t in inputs if len(t.shape) == 4}
         symmetric = {id(t): True for t in inputs if len(t.shape) == 4}
         radius = {id(t): 0 for t in inputs}
@@ -184,6 +185,7 @@ class TiledPredictor:
                     )
                 steps.append((layer, ids, id(out), is_pair))
                 known.add(id(out))
+                tensors[id(out)] = out
             if not progressed:
                 names = ", ".join(repr(layer.name) for layer in pending)
                 raise ValueError(f"tiled prediction cannot order the layers {names}")
@@ -209,6 +211,21 @@ class TiledPredictor:
                     self._readers[i] = self._readers.get(i, 0) + 1
         self._converted = {}
         self.pair_channels = self._peak_channels()
+        # The sequence tensors the pair layers read, from one compiled
+        # sub-model (eager recurrent layers step in Python, far slower).
+        wanted = []
+        for _, ids, _, is_pair in steps:
+            for i in ids if is_pair else ():
+                if i not in pair and i not in wanted:
+                    wanted.append(i)
+        self._sequence_ids = [i for i in wanted if i not in self._input_ids]
+        self._sequence_inputs = [k for k, i in enumerate(self._input_ids) if i not in pair]
+        self._sequence_model = None
+        if self._sequence_ids:
+            self._sequence_model = keras.Model(
+                [inputs[k] for k in self._sequence_inputs],
+                [tensors[i] for i in self._sequence_ids],
+            )
 
     def _peak_channels(self):
         """Most channels of pair maps alive at once when the steps run in order."""
@@ -366,7 +383,8 @@ class TiledPredictor:
             raise ValueError(
                 f"{self.model.name!r} takes {len(self._input_ids)} inputs. Received: {len(inputs)}"
             )
-        inputs = [keras.ops.convert_to_tensor(np.asarray(a, np.float32)) for a in inputs]
+        arrays = [np.asarray(a, np.float32) for a in inputs]
+        inputs = [keras.ops.convert_to_tensor(a) for a in arrays]
         if any(a.shape[0] != 1 for a in inputs):
             raise ValueError(
                 "tiled prediction takes one sequence (batch size 1). Received: batch sizes "
@@ -374,13 +392,11 @@ class TiledPredictor:
             )
         length = int(inputs[0].shape[1])
         sequence_values = {i: a for i, a in zip(self._input_ids, inputs, strict=True)}
-        for layer, ids, out, is_pair in self._steps:
-            if not is_pair:
-                x = [sequence_values[i] for i in ids]
-                x = x if isinstance(layer.input, (list, tuple)) else x[0]
-                sequence_values[out] = (
-                    layer(x, training=False) if _takes_training(layer) else layer(x)
-                )
+        if self._sequence_model is not None:
+            x = [arrays[k] for k in self._sequence_inputs]
+            computed = self._sequence_model.predict_on_batch(x if len(x) > 1 else x[0])
+            for i, value in zip(self._sequence_ids, _as_list(computed), strict=True):
+                sequence_values[i] = keras.ops.convert_to_tensor(value)
         pair_inputs = {k: inputs[k] for k in self._pair_inputs}
         for k in self._pair_inputs:
             del sequence_values[self._input_ids[k]]
