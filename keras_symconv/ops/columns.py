@@ -147,7 +147,8 @@ def column_conv2d(x, kernel, padding, pack):
     reshaped (no copy) to ``(B, H', W', F)``; a few columns computed past
     ``W'`` are cut off. ``P F`` output channels fill the CPU's vectors where
     ``F`` leaves them part empty (:func:`choose_columns`). A plain
-    ``conv2d`` where ``W`` is unknown while the graph is built or the output
+    ``conv2d`` where ``W`` or a channel count is unknown while the graph is
+    built (a backward pass can lose the kernel's static channels) or the output
     is empty (TensorFlow's CPU kernel returns a malformed result for an
     input smaller than the kernel, so such shapes are left to the plain op).
     """
@@ -155,7 +156,7 @@ def column_conv2d(x, kernel, padding, pack):
     pads = [[0, 0] for _ in range(4)] if padding == "VALID" else [list(p) for p in padding]
     _, kw, m, filters = kernel.shape
     out_width = None if width is None else width + pads[2][0] + pads[2][1] - kw + 1
-    if pack == 1 or out_width is None or out_width <= 0:
+    if pack == 1 or out_width is None or out_width <= 0 or m is None or filters is None:
         return tf.nn.conv2d(x, kernel, strides=1, padding=padding)
     pixels = -(-out_width // pack)
     columns = pack * (pixels + column_kernel_width(kw, pack) - 1)
