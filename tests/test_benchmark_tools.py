@@ -212,3 +212,34 @@ def test_gpu_check_trains_from_a_long_run_folder(tmp_path):
     x = np.eye(5, dtype="float32")[np.random.default_rng(0).integers(0, 5, (1, 12))]
     y = model.predict(x, verbose=0)
     assert ks.asymmetry(y) < 1e-5 and 0 < y.min() and y.max() < 1
+
+
+def test_scaling_tables_figure_and_exponent(tmp_path, capsys):
+    import json
+
+    import scaling
+
+    argv = ["--tiny", "--crops", "16", "--batches", "1", "--precisions", "float32",
+            "--lengths", "40", "--reps", "1", "--infer-reps", "1",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert scaling.main(argv) == 0
+    text = (tmp_path / "rna_scaling.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| float32 | 16 | 1 |")]
+    assert [r.split(" | ")[3] for r in rows] == ["known", "unknown"]
+    results = json.loads((tmp_path / "rna_scaling.json").read_text())["results"]
+    train = next(r for r in results if r["part"] == "train")
+    assert set(train["warm"]) == {"cnn/known", "cnn/unknown", "scnn/known", "scnn/unknown"}
+    assert all(v > 0 for v in train["warm"].values())
+    assert all(train["first"][k] > train["warm"][k] for k in train["warm"])
+    infer = [r for r in results if r["part"] == "infer"]
+    assert sorted((r["model"], r["length"]) for r in infer) == [
+        ("cnn", 40),
+        ("cnn", 80),
+        ("scnn", 40),
+        ("scnn", 80),
+    ]
+    assert all(r["resident_mib"] >= 0 and not r["tiled"] for r in infer)
+    assert (tmp_path / "rna_scaling.png").read_bytes()[:4] == b"\x89PNG"
+    # Time ~ L^k from two points is their slope in log-log.
+    assert scaling.growth_exponent([500, 1000], [1.0, 4.0]) == pytest.approx(2.0)
+    assert scaling.growth_exponent([100, 1000], [1.0, 4.0]) is None
