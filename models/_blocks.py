@@ -119,7 +119,7 @@ class Blocks:
         """A symmetric input map, in the layout of this network's maps."""
         return ToUpper(name=name)(x) if self.upper else x
 
-    def norm_act(self, x, activation, name, beta_initializer="zeros"):
+    def norm_act(self, x, activation, name, beta_initializer="zeros", dtype=None):
         if self.batch_norm:
             bn = UpperBatchNormalization if self.upper else keras.layers.BatchNormalization
             x = bn(
@@ -127,8 +127,9 @@ class Blocks:
                 synchronized=self.synchronized,
                 beta_initializer=beta_initializer,
                 name=f"{name}_bn",
+                dtype=dtype,
             )(x)
-        return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+        return keras.layers.Activation(activation, name=f"{name}_{activation}", dtype=dtype)(x)
 
     def final(self, x, kernel_size, name="final"):
         """The output: conv to 1 channel -> (BN) -> sigmoid.
@@ -136,12 +137,16 @@ class Blocks:
         ``output_bias`` is the initial offset of the logits: the batch
         norm's ``beta`` (or the conv's bias without batch norm). 0 is the
         paper's; the log-odds of a pair makes the initial output the prior.
+        The layers after the conv compute in float32 under every dtype
+        policy, so that a mixed-precision network's probabilities (and the
+        loss's logarithms of them) keep float32's resolution, as Keras'
+        mixed-precision guide advises for a network's output.
         """
         init = keras.initializers.Constant(self.output_bias)
         bias = {} if self.batch_norm else {"bias_initializer": init}
         x = self.conv(1, kernel_size, name, **bias)(x)
-        x = self.norm_act(x, "sigmoid", name, beta_initializer=init)
-        return FromUpper(name="full_map")(x) if self.upper else x
+        x = self.norm_act(x, "sigmoid", name, beta_initializer=init, dtype="float32")
+        return FromUpper(name="full_map", dtype="float32")(x) if self.upper else x
 
     def multi_kernel(self, x, specs, name, activation="relu"):
         """Parallel convs ``[(kernel_size, filters), ...]`` -> concat -> BN -> act.

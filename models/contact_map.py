@@ -70,7 +70,7 @@ def _build(symmetric, symmetrize_output, name, **overrides):
         x = b.multi_kernel(x, specs, f"final_block{k}")
     out = b.final(x, cfg["final_kernel"])
     if symmetrize_output:
-        out = Symmetrize(name="symmetrize")(out)
+        out = Symmetrize(name="symmetrize", dtype="float32")(out)
     return keras.Model([seq, pair], out, name=name)
 
 

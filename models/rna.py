@@ -65,7 +65,7 @@ def _build(symmetric, symmetrize_output, name, **overrides):
     x = keras.layers.Concatenate(name="merge")([x, side])
     out = b.final(x, cfg["final_kernel"])
     if symmetrize_output:
-        out = Symmetrize(name="symmetrize")(out)
+        out = Symmetrize(name="symmetrize", dtype="float32")(out)
     return keras.Model(sequence, out, name=name)
 
 

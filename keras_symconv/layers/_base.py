@@ -211,8 +211,19 @@ class SymmetricConv2D(keras.layers.Layer):
 
     def call(self, inputs):
         kernel = keras.ops.cast(self._call_kernel(), inputs.dtype)
-        bias = keras.ops.cast(self.bias, inputs.dtype) if self.use_bias else None
-        outputs = self.convolution_op(inputs, kernel, bias)
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        if self.use_bias and dtype in ("float16", "bfloat16"):
+            # The bias gradient sums the whole map: in float32, where a
+            # 16-bit sum of many terms stops growing. The bias is added
+            # to the float32 cast of the output, which autodiff turns into
+            # a float32 gradient sum (rounded once, where the layer's
+            # autocast bias meets the variable).
+            bias = keras.ops.cast(self.bias, "float32")
+            outputs = self.convolution_op(inputs, kernel, None)
+            outputs = keras.ops.cast(keras.ops.cast(outputs, "float32") + bias, dtype)
+        else:
+            bias = keras.ops.cast(self.bias, inputs.dtype) if self.use_bias else None
+            outputs = self.convolution_op(inputs, kernel, bias)
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs

@@ -224,3 +224,16 @@ def block_conv2d(x, kernel, padding, dilation, pack=1):
     if padding != "VALID":
         x = tf.pad(x, padding)
     return tf.nn.convolution(x, kernel, padding="VALID", dilations=dilation)
+
+
+def sum_parts(parts):
+    """``tf.add_n(parts)``, accumulated in float32 when the parts are 16-bit.
+
+    The blocks' kernel gradients are partial sums of one gradient; adding
+    many of them in float16 or bfloat16 loses the small ones, so they are
+    added in float32 and rounded once.
+    """
+    dtype = parts[0].dtype
+    if dtype in (tf.float16, tf.bfloat16) and len(parts) > 1:
+        return tf.cast(tf.add_n([tf.cast(p, tf.float32) for p in parts]), dtype)
+    return tf.add_n(parts)

@@ -42,7 +42,12 @@ import functools
 
 import tensorflow as tf
 
-from keras_symconv.ops.columns import block_conv2d, choose_columns, column_filter_grad
+from keras_symconv.ops.columns import (
+    block_conv2d,
+    choose_columns,
+    column_filter_grad,
+    sum_parts,
+)
 from keras_symconv.ops.geometry import Blocks, conv_padding, min_side
 
 __all__ = ["make_triangular_conv", "triangular_or_full"]
@@ -120,7 +125,7 @@ def _kernel_grad(x, kernel, w, blocks, effective, pad_before, pad_after, dilatio
             xs = tf.pad(xs, pads)
         pack = choose_columns(kernel.shape[-1], kernel.shape[1], kernel.dtype)
         parts.append(column_filter_grad(xs, w[:, r0:r1, c0:c1], kernel, pack))
-    return tf.add_n(parts)
+    return sum_parts(parts)
 
 
 @functools.cache

@@ -41,7 +41,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_symconv.ops import portable
-from keras_symconv.ops.columns import block_conv2d, choose_columns, column_filter_grad
+from keras_symconv.ops.columns import (
+    block_conv2d,
+    choose_columns,
+    column_filter_grad,
+    sum_parts,
+)
 from keras_symconv.ops.geometry import Blocks, conv_padding
 from keras_symconv.ops.portable import upper_length
 
@@ -429,7 +434,7 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
         # One input window at a time, as in the forward pass.
         parts = _block_windows(x, side, blocks, effective, pad_before, consume=kernel_part)
         parts = [part for part in parts if part is not None]
-        dk = tf.add_n(parts)
+        dk = sum_parts(parts)
         flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
         doubled = g * _diagonal_weight(out_side, 2.0, 1.0, g.dtype)[None, :, None]
         dx = _conv_upper(
