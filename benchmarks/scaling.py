@@ -41,6 +41,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 MODELS = ("cnn", "scnn")
 SIDES = ("known", "unknown")
@@ -92,25 +93,6 @@ def parse_args(argv=None):
 # -- in a fresh process ------------------------------------------------------
 
 
-def _status_kib(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _allocator(reset=False):
-    import tensorflow as tf
-
-    try:
-        if reset:
-            tf.config.experimental.reset_memory_stats("CPU:0")
-        return tf.config.experimental.get_memory_info("CPU:0")
-    except ValueError:
-        return None
-
-
 def _build(task, kind, tiny):
     from keras_symconv.tasks import TASKS
 
@@ -151,6 +133,8 @@ def train_child(task, precision, crop, batch, reps, tiny):
     import tensorflow as tf
 
     keras.config.set_dtype_policy(precision)
+    from timing import _allocator_stats
+
     from keras_symconv.losses import PairBinaryCrossentropy
 
     _warm_up_runtime()
@@ -181,12 +165,12 @@ def train_child(task, precision, crop, batch, reps, tiny):
     peaks = {key: [] for key in steps}
     for _ in range(reps):
         for key, function in steps.items():
-            stats = _allocator(reset=True)
+            stats = _allocator_stats(reset=True)
             start = time.perf_counter()
             np.asarray(tf.nest.flatten(function((x, y)))[0])
             warm[key].append(time.perf_counter() - start)
             if stats is not None:
-                peaks[key].append((_allocator()["peak"] - stats["current"]) / 2**20)
+                peaks[key].append((_allocator_stats()["peak"] - stats["current"]) / 2**20)
     print(
         json.dumps(
             {
@@ -201,6 +185,7 @@ def train_child(task, precision, crop, batch, reps, tiny):
 def infer_child(task, kind, length, reps, tiny):
     """Print JSON: first and warm seconds, resident and allocator peaks (MiB), tiled or not."""
     import numpy as np
+    from timing import _allocator_stats, _status_kib
 
     from keras_symconv.inference import make_predictor
     from keras_symconv.tasks import TASKS
@@ -223,12 +208,12 @@ def infer_child(task, kind, length, reps, tiny):
     before = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")
-    stats = _allocator(reset=True)
+    stats = _allocator_stats(reset=True)
     start = time.perf_counter()
     prob = predict(item)
     first = time.perf_counter() - start
     resident = (_status_kib("VmHWM") - before) / 1024
-    allocator = None if stats is None else (_allocator()["peak"] - stats["current"]) / 2**20
+    allocator = None if stats is None else (_allocator_stats()["peak"] - stats["current"]) / 2**20
     warm = []
     for _ in range(reps):
         start = time.perf_counter()
@@ -378,7 +363,6 @@ def main(argv=None):
             return train_child(task, precision, int(crop), int(batch), int(reps), args.tiny)
         task, model, length, reps = rest
         return infer_child(task, model, int(length), int(reps), args.tiny)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from timing import machine
 
     os.makedirs(args.out, exist_ok=True)

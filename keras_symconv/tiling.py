@@ -37,21 +37,13 @@ import os
 import keras
 import numpy as np
 
-from keras_symconv.layers import (
-    FromUpper,
-    FusedSymmetryGenerating2D,
-    RunAfter,
-    SelfCartesian,
-    Symmetrize,
-    SymmetryGenerating2D,
-    SymmetryPreserving2D,
-    ToUpper,
-    UpperBatchNormalization,
-)
+from keras_symconv import layers
 
 __all__ = ["TiledPredictor", "predict_tiled", "available_memory"]
 
-_SYMMETRIC_CONVS = (SymmetryGenerating2D, SymmetryPreserving2D)
+_SYMMETRIC_CONVS = (layers.SymmetryGenerating2D, layers.SymmetryPreserving2D)
+# Layers that make a pair map from sequence features.
+_PRODUCERS = (layers.SelfCartesian, layers.FusedSymmetryGenerating2D)
 # Layers that act on each map entry (or each entry's channels) alone.
 _POINTWISE = (
     keras.layers.Activation,
@@ -68,7 +60,7 @@ _POINTWISE = (
 
 def _radius(layer):
     """How far (in map entries) one output entry of ``layer`` reaches into its input."""
-    if isinstance(layer, (*_SYMMETRIC_CONVS, FusedSymmetryGenerating2D)):
+    if isinstance(layer, (*_SYMMETRIC_CONVS, layers.FusedSymmetryGenerating2D)):
         if layer.strides != 1 or layer.padding != "same":
             raise ValueError(
                 f"tiled prediction needs stride 1 and 'same' padding; layer {layer.name!r} "
@@ -171,14 +163,12 @@ class TiledPredictor:
                     continue
                 pending.remove(layer)
                 progressed = True
-                is_pair = isinstance(layer, (SelfCartesian, FusedSymmetryGenerating2D)) or any(
-                    i in pair for i in ids
-                )
+                is_pair = isinstance(layer, _PRODUCERS) or any(i in pair for i in ids)
                 if is_pair:
                     self._check_pair_layer(layer)
                     pair.add(id(out))
                     # RunAfter passes its first input on; the second only orders.
-                    reach = ids[:1] if isinstance(layer, RunAfter) else ids
+                    reach = ids[:1] if isinstance(layer, layers.RunAfter) else ids
                     radius[id(out)] = max(radius.get(i, 0) for i in reach) + _radius(layer)
                     symmetric[id(out)] = self._keeps_symmetry(
                         layer, [symmetric.get(i) for i in ids]
@@ -192,8 +182,8 @@ class TiledPredictor:
         out_id = id(outputs[0])
         if out_id not in pair:
             raise ValueError(f"the output of {model.name!r} is not a pair map")
-        self._symmetrize_last = isinstance(steps[-1][0], Symmetrize)
-        if any(isinstance(s[0], Symmetrize) for s in steps[:-1]):
+        self._symmetrize_last = isinstance(steps[-1][0], layers.Symmetrize)
+        if any(isinstance(s[0], layers.Symmetrize) for s in steps[:-1]):
             raise ValueError("tiled prediction supports Symmetrize only as the last layer")
         if self._symmetrize_last:
             steps = steps[:-1]
@@ -252,15 +242,15 @@ class TiledPredictor:
     @staticmethod
     def _check_pair_layer(layer):
         known = (
-            SelfCartesian,
-            FusedSymmetryGenerating2D,
+            layers.SelfCartesian,
+            layers.FusedSymmetryGenerating2D,
             *_SYMMETRIC_CONVS,
             keras.layers.Conv2D,
             keras.layers.BatchNormalization,
-            ToUpper,
-            FromUpper,
-            RunAfter,
-            Symmetrize,
+            layers.ToUpper,
+            layers.FromUpper,
+            layers.RunAfter,
+            layers.Symmetrize,
             *_POINTWISE,
         )
         if not isinstance(layer, known):
@@ -277,13 +267,13 @@ class TiledPredictor:
 
     @staticmethod
     def _keeps_symmetry(layer, inputs):
-        if isinstance(layer, (FusedSymmetryGenerating2D, SymmetryGenerating2D, Symmetrize)):
+        if isinstance(layer, (*_PRODUCERS[1:], layers.SymmetryGenerating2D, layers.Symmetrize)):
             return True
-        if isinstance(layer, SelfCartesian):
+        if isinstance(layer, layers.SelfCartesian):
             return False  # (x_i, x_j) and (x_j, x_i) differ: symmetric after a generating conv
         if isinstance(layer, keras.layers.Conv2D):
             return False
-        if isinstance(layer, RunAfter):
+        if isinstance(layer, layers.RunAfter):
             return bool(inputs[0])
         return all(bool(s) for s in inputs if s is not None)
 
@@ -333,18 +323,18 @@ class TiledPredictor:
         return keras.ops.concatenate([a, b], axis=-1)
 
     def _run_pair_layer(self, layer, values, rows, cols):
-        if isinstance(layer, SelfCartesian):
+        if isinstance(layer, layers.SelfCartesian):
             return self._cross(values[0], rows, cols)
-        if isinstance(layer, FusedSymmetryGenerating2D):
+        if isinstance(layer, layers.FusedSymmetryGenerating2D):
             x = keras.ops.cast(values[0], layer.compute_dtype)
             return self._conv(layer, self._cross(x, rows, cols))
         if isinstance(layer, _SYMMETRIC_CONVS):
             return self._conv(layer, keras.ops.cast(values[0], layer.compute_dtype))
-        if isinstance(layer, (ToUpper, FromUpper)):
+        if isinstance(layer, (layers.ToUpper, layers.FromUpper)):
             return values[0]
-        if isinstance(layer, RunAfter):
+        if isinstance(layer, layers.RunAfter):
             return values[0]
-        if isinstance(layer, UpperBatchNormalization):
+        if isinstance(layer, layers.UpperBatchNormalization):
             x = keras.ops.cast(values[0], "float32")
             y = keras.ops.batch_normalization(
                 x,
