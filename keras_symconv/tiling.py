@@ -212,9 +212,9 @@ class TiledPredictor:
         self._sequence_inputs = [k for k, i in enumerate(self._input_ids) if i not in pair]
         self._sequence_model = None
         if self._sequence_ids:
+            ins = [inputs[k] for k in self._sequence_inputs]
             self._sequence_model = keras.Model(
-                [inputs[k] for k in self._sequence_inputs],
-                [tensors[i] for i in self._sequence_ids],
+                ins if len(ins) > 1 else ins[0], [tensors[i] for i in self._sequence_ids]
             )
 
     def _peak_channels(self):
