@@ -21,8 +21,10 @@ hold for every format:
   are separate residues.
 
 PDB files are read by this module's own fixed-column reader (no dependency;
-gzip through the standard library). mmCIF (PDBx) goes through gemmi, the
-optional extra ``keras-symconv[structure]``; its chain and residue numbers
+gzip through the standard library): PDB is the format most users have, and
+reading it must not need the optional parser, while the fixed columns make
+a reader short and exact. mmCIF (PDBx), whose tokenized loops are not, goes
+through gemmi, the optional extra ``keras-symconv[structure]``; its chain and residue numbers
 are the author's (``auth_asym_id``, ``auth_seq_id``), as in the PDB format,
 so a chain gives the same result from either file. Malformed records raise
 ``ValueError`` with the file (and, for PDB, the line).
