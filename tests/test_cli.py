@@ -111,7 +111,7 @@ def test_predict_writes_every_file_when_dot_bracket_cannot_hold_the_pairs(
                 prob[i, i + 40] = prob[i + 40, i] = 0.99
         return prob
 
-    monkeypatch.setattr(rna_cli, "make_predictor", lambda model, task=None: crossing_map)
+    monkeypatch.setattr(rna_cli, "make_predictor", lambda model, task=None, **kw: crossing_map)
     fasta = tmp_path / "in.fa"
     fasta.write_text(f">knotty\n{'GC' * 40}\n>next\n{'A' * 20}\n")
     out = tmp_path / "pred"
