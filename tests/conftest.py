@@ -22,7 +22,7 @@ if _workers > 1:
 #: Test files written for every Keras backend (NumPy and keras.ops only).
 #: Under KERAS_BACKEND=jax or torch only these are collected; every test in
 #: them carries the ``backends`` marker.
-ANY_BACKEND = ("test_backends.py", "test_losses.py", "test_saved_files.py")
+ANY_BACKEND = ("test_backends.py", "test_losses.py", "test_saved_files.py", "test_tiling.py")
 
 if os.environ["KERAS_BACKEND"] == "tensorflow":
     import tensorflow as tf
