@@ -413,6 +413,7 @@ class TiledPredictor:
 
 
 def _takes_training(layer):
+    # Pair layers that behave differently in training: inference mode here.
     return isinstance(
         layer,
         (
@@ -421,10 +422,6 @@ def _takes_training(layer):
             keras.layers.SpatialDropout2D,
             keras.layers.GaussianNoise,
             keras.layers.GaussianDropout,
-            keras.layers.Bidirectional,
-            keras.layers.RNN,
-            keras.layers.LSTM,
-            keras.layers.GRU,
         ),
     )
 
