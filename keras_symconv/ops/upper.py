@@ -322,10 +322,21 @@ def _gather_blocks(x, side, r0, c0, h, w, masked, mask, consume=None):
 def _block_windows(x, side, blocks, effective, pad_before, consume=None):
     """Each block's input window (padding included) from ``x`` (upper layout).
 
+    When the blocks are not static, each window is one row and one column
+    larger than its block needs (entries of the map or the padding's zeros):
+    a block may then be empty (a small side), and an empty block's window
+    would be smaller than the kernel, for which TensorFlow's CPU ``conv2d``
+    (oneDNN) returns the input itself on some CPUs (seen on AMD EPYC) and
+    its filter gradient is left uninitialized. The extra row and column
+    make every window at least the kernel's span; the callers drop what
+    they add, with no ``tf.cond`` per block (each one two more traced
+    functions, and two more for its gradient).
+
     ``consume``: as in :func:`_gather_blocks`.
     """
+    extra = 0 if blocks.static else 1
     r0, c0 = blocks.r0 - pad_before, blocks.c0 - pad_before
-    h, w = blocks.h + (effective - 1), blocks.w + (effective - 1)
+    h, w = blocks.h + (effective - 1 + extra), blocks.w + (effective - 1 + extra)
     if blocks.static and isinstance(side, int):
         masked = (np.minimum(r0, c0) < 0) | (np.maximum(r0 + h, c0 + w) > side)
     else:
@@ -338,21 +349,16 @@ def _conv_upper(x, side, kernel, out_side, strips, splits, effective, pad_before
     blocks = Blocks(out_side, strips, splits)
     shape = tf.stack([tf.shape(x)[0], -1, tf.shape(kernel)[-1]])
     pack = choose_columns(kernel.shape[-1], kernel.shape[1], kernel.dtype)
-    filters = tf.shape(kernel)[-1]
 
     def block(k, win):
-        if blocks.static and blocks.h[k] * blocks.w[k] == 0:
-            return None
         if blocks.static:
+            if blocks.h[k] * blocks.w[k] == 0:
+                return None
             return tf.reshape(block_conv2d(win, kernel, "VALID", dilation, pack), shape)
-        # An empty block's window is smaller than the kernel, and for such an
-        # input TensorFlow's CPU conv2d (oneDNN) returns the input itself on
-        # some CPUs (seen on AMD EPYC): no convolution there.
-        return tf.cond(
-            blocks.h[k] * blocks.w[k] > 0,
-            lambda: tf.reshape(block_conv2d(win, kernel, "VALID", dilation, pack), shape),
-            lambda: tf.zeros(tf.stack([shape[0], 0, filters]), win.dtype),
-        )
+        # The window has one extra row and column (_block_windows): so has
+        # the output, cut off here.
+        y = block_conv2d(win, kernel, "VALID", dilation, pack)
+        return tf.reshape(y[:, : blocks.h[k], : blocks.w[k]], shape)
 
     # One window at a time (each gathered after the previous block's
     # convolution). A block known to be empty (a small side) adds nothing;
@@ -419,11 +425,9 @@ def make_upper_conv(kernel_size, dilation, padding, strips, splits, use_bias=Fal
             if blocks.static and blocks.h[k] * blocks.w[k] == 0:
                 return None
             if not blocks.static:
-                # A block may be empty when the side is small (the CPU kernel
-                # then returns an uninitialized filter gradient, XLA does not
-                # compile): one more row and column, 0 in g, adds nothing.
-                extra = [[0, 0], [0, 1], [0, 1], [0, 0]]
-                win, w = tf.pad(win, extra), tf.pad(w, extra)
+                # The window has one extra row and column (_block_windows);
+                # g gets them as zeros, which add nothing.
+                w = tf.pad(w, [[0, 0], [0, 1], [0, 1], [0, 0]])
             if dilation == 1:
                 return column_filter_grad(win, w, kernel, pack if blocks.static else 1)
             with tf.GradientTape() as tape:
