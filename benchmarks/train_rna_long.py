@@ -474,8 +474,8 @@ def report(args):
         f"Recipe: {json.dumps({k: config[k] for k in config if k != 'checkpoint_minutes'})}",
         "",
         "| model | epochs | steps | crop now | s/epoch (last) | best valid Acc (epoch, threshold) "
-        "| last valid Acc | done |",
-        "|---|---|---|---|---|---|---|---|",
+        "| last valid Acc | last, grid to 0.99 (threshold) | done |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, s in states.items():
         h = s["history"][-1] if s["history"] else {}
@@ -483,9 +483,11 @@ def report(args):
         v = [x for x in s["validations"] if x.get("full")]
         best = f"{b['accuracy']:.3f} ({b['epoch']}, {b['threshold']})" if b else "-"
         last = f"{v[-1]['accuracy']:.3f}" if v else "-"
+        top = v[-1].get("top_grid") if v else None
+        top = f"{top['accuracy']:.3f} ({top['threshold']})" if top else "-"
         lines.append(
             f"| {TITLES[kind]} | {s['epoch']} | {s['steps']} | {h.get('crop', '-')} | "
-            f"{h.get('seconds', float('nan')):.0f} | {best} | {last} | "
+            f"{h.get('seconds', float('nan')):.0f} | {best} | {last} | {top} | "
             f"{'yes' if s['done'] else 'no'} |"
         )
     text = "\n".join(lines) + "\n"

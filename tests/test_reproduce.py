@@ -295,6 +295,11 @@ def test_long_run_resumes_mid_epoch_to_the_same_weights(tmp_path):
     from keras_symconv.training import THRESHOLDS
 
     assert state["best"]["threshold"] in THRESHOLDS
+    # The widened grid holds the authors' grid: its best is at least as good.
+    top = state["best"]["top_grid"]
+    assert top["threshold"] in THRESHOLDS + train_long.TOP_THRESHOLDS
+    assert top["accuracy"] >= state["best"]["accuracy"]
+    assert set(top["accuracy_by_threshold"]) == {"0.9", "0.95", "0.97", "0.98", "0.99"}
     assert (parts / "scnn" / "best.weights.h5").exists()
     config = json.loads((parts / "config.json").read_text())
     assert config["output_bias"] < 0 and config["schedule"] == [[16, 1], [20, None]]
