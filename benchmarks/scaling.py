@@ -237,11 +237,17 @@ def infer_child(task, kind, length, reps, tiny):
 
 
 def run_child(argv):
+    """The child's JSON, or ``{"failed": why}`` when it dies (its stderr's tail is printed)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     out = subprocess.run(
-        [sys.executable, __file__, *argv], check=True, capture_output=True, text=True, env=env
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+        [sys.executable, __file__, *argv], capture_output=True, text=True, env=env
+    )  # fmt: skip
+    if out.returncode != 0:
+        why = f"exit {out.returncode}" if out.returncode > 0 else f"signal {-out.returncode}"
+        tail = "\n".join(out.stderr.strip().splitlines()[-5:])
+        print(f"{' '.join(argv)} failed ({why}):\n{tail}", file=sys.stderr, flush=True)
+        return {"failed": why}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _ratio(a, b):
@@ -261,6 +267,11 @@ def train_table(args, results):
                 r = run_child(child + (["--tiny"] if args.tiny else []))
                 results.append({"part": "train", "precision": precision, "crop": crop,
                                 "batch": batch, **r})  # fmt: skip
+                if "failed" in r:
+                    lines.append(f"| {precision} | {crop} | {batch} | - | failed ({r['failed']}) "
+                                 "| | | | | | |")  # fmt: skip
+                    print(lines[-1], flush=True)
+                    continue
                 for side in SIDES:
                     c, s = f"cnn/{side}", f"scnn/{side}"
                     w, f, m = r["warm"], r["first"], r["allocator_mib"]
@@ -291,6 +302,8 @@ def infer_table(args, results):
             results.append({"part": "infer", "model": kind, "length": length, **row[kind]})
         c, s = row.get("cnn"), row.get("scnn")
 
+        c, s = (None if r is None or "failed" in r else r for r in (c, s))
+
         def cell(r, key, fmt):
             if r is None or r[key] is None:
                 return "-"
@@ -304,6 +317,9 @@ def infer_table(args, results):
             f"| {cell(c, 'resident_mib', '.0f')} / {cell(s, 'resident_mib', '.0f')} "
             f"| **{_ratio(s and s['resident_mib'], c and c['resident_mib'])}** | {alloc} |"
         )
+        for kind in MODELS:
+            if "failed" in row.get(kind, {}):
+                lines[-1] += f" {kind.upper()} failed ({row[kind]['failed']})"
         print(lines[-1], flush=True)
     return "\n".join(lines)
 
@@ -329,7 +345,8 @@ def plot(args, results, path):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     exponents = {}
     for kind, style in (("cnn", "o--"), ("scnn", "s-")):
-        rows = [r for r in results if r["part"] == "infer" and r["model"] == kind]
+        rows = [r for r in results
+                if r["part"] == "infer" and r["model"] == kind and "failed" not in r]  # fmt: skip
         if not rows:
             continue
         lengths = [r["length"] for r in rows]

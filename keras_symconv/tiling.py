@@ -58,6 +58,17 @@ _POINTWISE = (
 )
 
 
+def _convolves_whole_map(layer):
+    """Whether ``layer`` convolves a whole map at once with a kernel larger than 1."""
+    if type(layer) is keras.layers.Conv2D:
+        return max(layer.kernel_size) > 1
+    if isinstance(layer, layers.SymmetryPreserving2D):
+        return layer.layout == "full" and layer.kernel_size > 1
+    if isinstance(layer, layers.SymmetryGenerating2D):
+        return layer.kernel_size > 1  # computed whole, then packed in either layout
+    return False
+
+
 def _radius(layer):
     """How far (in map entries) one output entry of ``layer`` reaches into its input."""
     if isinstance(layer, (*_SYMMETRIC_CONVS, layers.FusedSymmetryGenerating2D)):
@@ -99,6 +110,10 @@ class TiledPredictor:
         symmetric: whether only the upper tiles are computed and mirrored.
         pair_channels: the most channels of pair maps alive at once when the
             layers run in order (each map freed after its last reader).
+        whole_map_convs: whether a layer convolves the whole map at once
+            with a kernel larger than 1 (a plain ``Conv2D``, or a symmetric
+            convolution computing the full map), which :meth:`should_tile`
+            limits to :attr:`MAX_WHOLE_CONV_SIDE`.
 
     Raises:
         ValueError: a layer of the pair part that cannot be run on a tile,
@@ -119,6 +134,15 @@ class TiledPredictor:
     >>> float(np.abs(out - model.predict(x[None], verbose=0)[0]).max()) < 1e-4
     True
     """
+
+    #: Longest side predicted whole when a layer convolves the whole map at
+    #: once: TensorFlow's CPU convolution of one 3,500-a-side map with a
+    #: 5 x 5 to 13 x 13 kernel and 40 channels fails to allocate (C++
+    #: ``std::bad_alloc``, the process aborts) on a 24 GB machine that holds
+    #: the whole network's maps at 3,000 in 4 GiB; see RESULTS.md, long
+    #: sequences. Strip and block convolutions (the symmetric layers' upper
+    #: layout and triangular compute) never see the whole map.
+    MAX_WHOLE_CONV_SIDE = 3000
 
     def __init__(self, model, tile_size: int = 1024):
         if not isinstance(tile_size, int) or tile_size < 1:
@@ -201,6 +225,9 @@ class TiledPredictor:
                     self._readers[i] = self._readers.get(i, 0) + 1
         self._converted = {}
         self.pair_channels = self._peak_channels()
+        self.whole_map_convs = any(
+            is_pair and _convolves_whole_map(layer) for layer, _, _, is_pair in steps
+        )
         # The sequence tensors the pair layers read, from one compiled
         # sub-model (eager recurrent layers step in Python, far slower).
         wanted = []
@@ -285,10 +312,15 @@ class TiledPredictor:
         return 4 * self.pair_channels * length * length
 
     def should_tile(self, length: int, memory: int | None = None, fraction: float = 0.4) -> bool:
-        """Whether :meth:`untiled_bytes` exceeds ``fraction`` of ``memory``.
+        """Whether to predict ``length`` in tiles.
 
-        ``memory`` defaults to :func:`available_memory`; unknown memory never tiles.
+        Yes when :meth:`untiled_bytes` exceeds ``fraction`` of ``memory``
+        (default :func:`available_memory`; unknown memory never tiles on this
+        ground), or when ``length`` is over :attr:`MAX_WHOLE_CONV_SIDE` and
+        :attr:`whole_map_convs`.
         """
+        if self.whole_map_convs and length > self.MAX_WHOLE_CONV_SIDE:
+            return True
         memory = available_memory() if memory is None else memory
         return memory is not None and self.untiled_bytes(length) > fraction * memory
 

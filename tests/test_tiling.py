@@ -92,3 +92,10 @@ def test_errors_name_the_argument_or_layer():
     assert chain.halo == 2 and not chain.symmetric
     assert tiled.should_tile(1000, memory=tiled.untiled_bytes(1000))
     assert not tiled.should_tile(1000, memory=3 * tiled.untiled_bytes(1000))
+    # A plain Conv2D over the whole map is tiled above MAX_WHOLE_CONV_SIDE
+    # whatever the memory; the SCNN's upper-layout blocks are not.
+    side = TiledPredictor.MAX_WHOLE_CONV_SIDE
+    plenty = 100 * chain.untiled_bytes(side + 1)
+    assert chain.whole_map_convs and not tiled.whole_map_convs
+    assert chain.should_tile(side + 1, memory=plenty) and not chain.should_tile(side, memory=plenty)
+    assert not tiled.should_tile(side + 1, memory=100 * tiled.untiled_bytes(side + 1))
