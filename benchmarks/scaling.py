@@ -17,8 +17,11 @@ side by side in one run of this script:
   fresh process, through the tool's predictor
   (:func:`keras_symconv.inference.make_predictor`, which tiles by itself
   when the whole map would not fit): the first call, the median of warm
-  calls (``--infer-reps``, fewer for long sequences), the resident-set
-  peak above the process before it (``VmHWM``) and the allocator's peak.
+  calls (``--infer-reps``, fewer for long sequences); then, in a second
+  fresh process with glibc returning freed blocks to the system, one call's
+  resident-set peak above the process before it (``VmHWM``) and the
+  allocator's peak (times come from the first process: that malloc
+  setting slows the runs).
 
 Prints Markdown tables, writes ``scaling.json`` and ``scaling.png``
 (log-log time and memory against L, both models) to ``--out``, and fits
@@ -236,9 +239,18 @@ def infer_child(task, kind, length, reps, tiny):
 # -- the driver ----------------------------------------------------------------
 
 
-def run_child(argv):
-    """The child's JSON, or ``{"failed": why}`` when it dies (its stderr's tail is printed)."""
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+def run_child(argv, for_memory=False):
+    """The child's JSON, or ``{"failed": why}`` when it dies (its stderr's tail is printed).
+
+    ``for_memory``: malloc returns every block of 64 KiB or more to the system
+    when it is freed (``MALLOC_MMAP_THRESHOLD_``), so that the resident peak
+    is the run's own. That slows the runs themselves, the SCNN's many
+    mid-sized tensors most (RESULTS.md, scaling), so times come from a child
+    without it.
+    """
+    env = dict(os.environ)
+    if for_memory:
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     out = subprocess.run(
         [sys.executable, __file__, *argv], capture_output=True, text=True, env=env
     )  # fmt: skip
@@ -298,7 +310,15 @@ def infer_table(args, results):
                 continue
             reps = args.infer_reps if length <= 1500 else 0
             child = ["--child", f"infer:{args.task}:{kind}:{length}:{reps}"]
-            row[kind] = run_child(child + (["--tiny"] if args.tiny else []))
+            child += ["--tiny"] if args.tiny else []
+            row[kind] = run_child(child)
+            once = ["--child", f"infer:{args.task}:{kind}:{length}:0"] + child[2:]
+            memory = run_child(once, for_memory=True)
+            if "failed" in memory:
+                row[kind] = memory
+            elif "failed" not in row[kind]:
+                row[kind].update(resident_mib=memory["resident_mib"],
+                                 allocator_mib=memory["allocator_mib"])  # fmt: skip
             results.append({"part": "infer", "model": kind, "length": length, **row[kind]})
         c, s = row.get("cnn"), row.get("scnn")
 
@@ -357,6 +377,12 @@ def plot(args, results, path):
         label = kind.upper() + ("" if k is None else f" (time ~ L^{k:.2f})")
         axes[0].loglog(lengths, times, style, label=label)
         axes[1].loglog(lengths, memory, style, label=kind.upper())
+        tiled = [r for r in rows if r["tiled"]]
+        for ax, key in zip(axes, ("warm", "resident_mib"), strict=True):
+            if tiled:  # hollow: predicted in tiles, so its memory is a tile's, not the map's
+                ax.plot([r["length"] for r in tiled], [r[key] for r in tiled], style[0],
+                        markerfacecolor="white", markersize=9, color=ax.lines[-1].get_color(),
+                        label=f"{kind.upper()} in tiles")  # fmt: skip
     axes[0].set_xlabel("sequence length L")
     axes[0].set_ylabel("inference time, s")
     axes[1].set_xlabel("sequence length L")

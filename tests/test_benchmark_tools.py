@@ -248,14 +248,16 @@ def test_scaling_keeps_the_other_rows_when_a_child_dies(tmp_path, monkeypatch, c
     assert "--child nothing:rna failed (exit 1)" in capsys.readouterr().err
     fake = {"first": 2.0, "warm": 1.0, "resident_mib": 10.0, "allocator_mib": None,
             "tiled": False}  # fmt: skip
-    monkeypatch.setattr(
-        scaling, "run_child",
-        lambda argv: {"failed": "signal 6"} if ":cnn:" in argv[1] else dict(fake),
-    )  # fmt: skip
+
+    def child(argv, for_memory=False):
+        return {"failed": "signal 6"} if ":cnn:" in argv[1] else dict(fake)
+
+    monkeypatch.setattr(scaling, "run_child", child)
     args = scaling.parse_args(["--lengths", "100", "--out", str(tmp_path)])
     results = []
     row = scaling.infer_table(args, results).splitlines()[-1]
-    assert row.startswith("| 100 | - | - | 2.00 | 1.00 | **-** |") and "CNN failed (signal 6)" in row
+    assert row.startswith("| 100 | - | - | 2.00 | 1.00 | **-** |")
+    assert "CNN failed (signal 6)" in row
     assert [r.get("failed") for r in results] == ["signal 6", None]
     scaling.plot(args, results, str(tmp_path / "x.png"))  # the failed row is left out
     assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
