@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras_symconv.models import build_contact_scnn, build_rna_cnn, build_rna_scnn
 
-from keras_symconv import SelfCartesian
+from keras_symconv import SelfCartesian, SymmetryPreserving2D
 from keras_symconv.tiling import TiledPredictor
 
 pytestmark = pytest.mark.backends
@@ -93,9 +93,17 @@ def test_errors_name_the_argument_or_layer():
     assert tiled.should_tile(1000, memory=tiled.untiled_bytes(1000))
     assert not tiled.should_tile(1000, memory=3 * tiled.untiled_bytes(1000))
     # A plain Conv2D over the whole map is tiled above MAX_WHOLE_CONV_SIDE
-    # whatever the memory; the SCNN's upper-layout blocks are not.
+    # whatever the memory; the SCNN's upper-layout blocks are not (its
+    # builder uses the full layout off TensorFlow, whole-map convolutions).
     side = TiledPredictor.MAX_WHOLE_CONV_SIDE
     plenty = 100 * chain.untiled_bytes(side + 1)
-    assert chain.whole_map_convs and not tiled.whole_map_convs
+    assert chain.whole_map_convs
     assert chain.should_tile(side + 1, memory=plenty) and not chain.should_tile(side, memory=plenty)
-    assert not tiled.should_tile(side + 1, memory=100 * tiled.untiled_bytes(side + 1))
+    full = [
+        layer.layout == "full"
+        for layer in tiled.model.layers
+        if isinstance(layer, SymmetryPreserving2D) and layer.kernel_size > 1
+    ]
+    assert full and tiled.whole_map_convs == any(full)
+    plenty = 100 * tiled.untiled_bytes(side + 1)
+    assert tiled.should_tile(side + 1, memory=plenty) == any(full)
