@@ -136,12 +136,10 @@ class TiledPredictor:
     """
 
     #: Longest side predicted whole when a layer convolves the whole map at
-    #: once: TensorFlow's CPU convolution of one 3,500-a-side map with a
-    #: 5 x 5 to 13 x 13 kernel and 40 channels fails to allocate (C++
-    #: ``std::bad_alloc``, the process aborts) on a 24 GB machine that holds
-    #: the whole network's maps at 3,000 in 4 GiB; see RESULTS.md, long
-    #: sequences. Strip and block convolutions (the symmetric layers' upper
-    #: layout and triangular compute) never see the whole map.
+    #: once: beyond it TensorFlow's CPU convolution can fail to allocate and
+    #: abort the process even with memory free (RESULTS.md, long sequences).
+    #: Strip and block convolutions (the symmetric layers' upper layout and
+    #: triangular compute) never see the whole map.
     MAX_WHOLE_CONV_SIDE = 3000
 
     def __init__(self, model, tile_size: int = 1024):
