@@ -42,6 +42,12 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=4, help="RNA training batch")
     p.add_argument("--infer-length", type=int, default=1000, help="RNA inference length")
     p.add_argument("--tiny", action="store_true", help="tiny RNA models (a smoke test)")
+    p.add_argument(
+        "--layouts",
+        nargs="+",
+        choices=("full", "upper"),
+        help="time one RNA SCNN per map layout (default: the builder's default only)",
+    )
     return p.parse_args(argv)
 
 
@@ -115,8 +121,16 @@ def rna_models_table(args, keras, ks, np):
     y = (rng.random((args.batch, args.crop, args.crop, 1)) < 0.02).astype("float32")
     y = np.maximum(y, y.transpose(0, 2, 1, 3))
     one = np.eye(5, dtype="float32")[rng.integers(0, 5, (1, args.infer_length))]
+    builds = [("CNN", build_rna_cnn)]
+    if args.layouts:
+        builds += [
+            (f"SCNN {layout}", lambda layout=layout, **kw: build_rna_scnn(layout=layout, **kw))
+            for layout in args.layouts
+        ]
+    else:
+        builds.append(("SCNN", build_rna_scnn))
     models = []
-    for build in (build_rna_cnn, build_rna_scnn):
+    for _, build in builds:
         model = build(**tiny)
         # Weighted binary cross-entropy as the paper's loss, written with
         # keras.ops so that every backend runs it.
@@ -126,14 +140,18 @@ def rna_models_table(args, keras, ks, np):
     infer = time_side_by_side(
         [lambda m=m: m.predict_on_batch(one) for m in models], max(1, args.reps - 1)
     )
-    return [
-        "| RNA step | CNN s | SCNN s | SCNN / CNN |",
-        "|---|---|---|---|",
-        f"| training, batch {args.batch} x {args.crop} | {train[0]:.2f} | {train[1]:.2f} "
-        f"| {train[1] / train[0]:.3f} |",
-        f"| inference, 1 x {args.infer_length} | {infer[0]:.2f} | {infer[1]:.2f} "
-        f"| {infer[1] / infer[0]:.3f} |",
+    names = [name for name, _ in builds[1:]]
+    rows = [
+        "| RNA step | CNN s | " + " | ".join(f"{n} s | {n} / CNN" for n in names) + " |",
+        "|---|---|" + "---|---|" * len(names),
     ]
+    for what, times in (
+        (f"training, batch {args.batch} x {args.crop}", train),
+        (f"inference, 1 x {args.infer_length}", infer),
+    ):
+        cells = " | ".join(f"{t:.2f} | {t / times[0]:.3f}" for t in times[1:])
+        rows.append(f"| {what} | {times[0]:.2f} | {cells} |")
+    return rows
 
 
 def _weighted_bce(keras, positive_weight):

@@ -32,10 +32,11 @@ COMMON_DEFAULTS = dict(
 )
 
 #: Arguments only the symmetric builders take (how the SCNN computes, not what).
-# The upper layout halves the maps' memory on TensorFlow; elsewhere the
-# layers expand it to the full map, so the full layout is the faster default.
+# The upper layout halves the maps' memory, and the work of the batch norms
+# and activations, where the layers compute in it (TensorFlow, PyTorch); on
+# JAX they expand it to the full map, so the full layout is faster there.
 SYMMETRIC_DEFAULTS = dict(
-    fused=True, compute="auto", layout="upper" if _backend.TENSORFLOW else "full"
+    fused=True, compute="auto", layout="full" if _backend.NAME == "jax" else "upper"
 )
 
 

@@ -83,8 +83,8 @@ def build_contact_scnn(name="contact_scnn", **kwargs):
     ``final_kernel``, ``l2``, ``batch_norm``, ``synchronized_batch_norm``,
     ``batch_norm_momentum``, ``output_bias`` (0.0: the initial logit offset,
     as in :func:`~keras_symconv.models.build_rna_scnn`); and ``fused`` (True), ``layout``
-    (``"upper"``, the default on TensorFlow: the pair features are moved to the upper
-    layout with :class:`~keras_symconv.ToUpper`; ``"full"`` elsewhere) and ``compute``
+    (``"upper"``, the default on TensorFlow and PyTorch: the pair features are moved to
+    the upper layout with :class:`~keras_symconv.ToUpper`; ``"full"`` on JAX) and ``compute``
     (``"auto"``), which change how the SCNN computes but not what, as in
     :func:`~keras_symconv.models.build_rna_scnn`.
 

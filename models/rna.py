@@ -111,12 +111,12 @@ def build_rna_scnn(name="rna_scnn", weights=None, **kwargs):
     one :class:`~keras_symconv.FusedSymmetryGenerating2D` on the sequence;
     False: the literal ``SelfCartesian`` + ``SymmetryGenerating2D`` graph, whose
     weights load into the fused model with ``set_weights``), ``layout``
-    (``"upper"``, the default on TensorFlow: every map from the first generating layer
-    to the output is kept in the upper-triangle layout of
+    (``"upper"``, the default on TensorFlow and PyTorch: every map from the first
+    generating layer to the output is kept in the upper-triangle layout of
     :mod:`keras_symconv.ops.upper`, half the activation memory, with
     :class:`~keras_symconv.UpperBatchNormalization` and a
     :class:`~keras_symconv.FromUpper` before the output; ``"full"``, the
-    default on the other backends, where the upper layout saves no memory:
+    default on JAX, where the layers expand the upper layout to the full map:
     full maps), ``compute``
     (``"auto"``, the ``compute`` argument of every
     :class:`~keras_symconv.SymmetryPreserving2D`).

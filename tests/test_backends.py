@@ -140,6 +140,132 @@ def test_triangular_blocks_equal_the_full_convolution(padding, layout):
     np.testing.assert_allclose(sym(got_input), sym(want_input), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch blocks run on the torch backend only")
+@pytest.mark.parametrize(
+    "side, kernel_size, dilation, padding, strips, splits",
+    [(70, 3, 1, "same", 3, 2), (61, 4, 2, "same", 2, 3), (50, 3, 2, "valid", 4, 1)],
+)
+def test_torch_blocks_equal_the_keras_ops_blocks(
+    monkeypatch, side, kernel_size, dilation, padding, strips, splits
+):
+    """The PyTorch autograd function (blocks written in place, gradient written
+    out) against the same blocks in keras.ops under PyTorch's autodiff: the
+    output (bitwise symmetric), the kernel gradient and the whole input
+    gradient, for an upstream gradient that is not symmetric."""
+    import torch
+
+    from keras_symconv.ops import geometry, portable
+
+    rng = np.random.default_rng(side)
+    x = _symmetric(rng, (2, side, side, 3))
+    half = rng.normal(size=(kernel_size, kernel_size, 3, 5)).astype("float32")
+    kernel = half + half.transpose(1, 0, 2, 3)
+    spec = geometry.Spec(kernel_size, dilation=dilation, padding=padding)
+    out_side = spec.output_side(side)
+    g = torch.tensor(rng.normal(size=(2, out_side, out_side, 5)).astype("float32"))
+
+    def run(in_place):
+        monkeypatch.setattr(portable, "_TORCH_BLOCKS", in_place)
+        xt = torch.tensor(x, requires_grad=True)
+        kt = torch.tensor(kernel, requires_grad=True)
+        y = portable.triangular_conv(xt, kt, None, spec, strips, splits)
+        grads = torch.autograd.grad((y * g).sum(), [xt, kt])
+        return [t.detach().numpy() for t in (y, *grads)]
+
+    want, want_x, want_kernel = run(False)
+    got, got_x, got_kernel = run(True)
+    np.testing.assert_array_equal(got, got.transpose(0, 2, 1, 3))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(got_kernel, want_kernel, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got_x, want_x, rtol=1e-4, atol=1e-4)
+    # and the reference itself: the full convolution of the symmetric input
+    full = keras.ops.conv(x, kernel, padding=padding, dilation_rate=dilation)
+    np.testing.assert_allclose(got, _np(full), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch blocks run on the torch backend only")
+@pytest.mark.parametrize(
+    "side, kernel_size, dilation, padding, strips, splits",
+    [(70, 3, 1, "same", 3, 2), (61, 4, 2, "same", 2, 3), (50, 3, 2, "valid", 4, 1)],
+)
+def test_torch_upper_blocks_equal_the_keras_ops_blocks(
+    monkeypatch, side, kernel_size, dilation, padding, strips, splits
+):
+    """The upper layout's PyTorch function (windows gathered from the upper
+    triangle, outputs written to it) against keras.ops (the full map from the
+    upper layout, the blocks, the upper entries read back) under PyTorch's
+    autodiff: output, kernel gradient and input gradient."""
+    import torch
+
+    from keras_symconv.ops import geometry, portable, torch_blocks
+
+    rng = np.random.default_rng(side + 1)
+    n = side * (side + 1) // 2
+    x = rng.normal(size=(2, n, 3)).astype("float32")
+    half = rng.normal(size=(kernel_size, kernel_size, 3, 5)).astype("float32")
+    kernel = half + half.transpose(1, 0, 2, 3)
+    spec = geometry.Spec(kernel_size, dilation=dilation, padding=padding, layout="upper")
+    out_side = spec.output_side(side)
+    g = torch.tensor(rng.normal(size=(2, out_side * (out_side + 1) // 2, 5)).astype("float32"))
+
+    def run(f):
+        xt = torch.tensor(x, requires_grad=True)
+        kt = torch.tensor(kernel, requires_grad=True)
+        y = f(xt, kt)
+        grads = torch.autograd.grad((y * g).sum(), [xt, kt])
+        return [t.detach().numpy() for t in (y, *grads)]
+
+    def reference(xt, kt):
+        monkeypatch.setattr(portable, "_TORCH_BLOCKS", False)
+        full = portable.from_upper(xt)
+        return portable.triangular_conv(full, kt, None, spec, strips, splits, layout="upper")
+
+    got = run(lambda xt, kt: torch_blocks.upper_conv(xt, kt, spec, strips, splits))
+    want = run(reference)
+    for got_part, want_part in zip(got, want, strict=True):
+        np.testing.assert_allclose(got_part, want_part, rtol=1e-4, atol=1e-4)
+    # and the reference itself: the full convolution's upper triangle
+    full = keras.ops.conv(
+        _np(portable.from_upper(x)), kernel, padding=padding, dilation_rate=dilation
+    )
+    np.testing.assert_allclose(got[0], _np(portable.to_upper(full)), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch convolution runs on torch only")
+@pytest.mark.parametrize(
+    "kernel_size, strides, dilation, padding",
+    [
+        (3, 1, 1, "same"),
+        (4, 1, 2, "same"),
+        (4, 2, 1, "same"),
+        (5, 3, 1, "same"),
+        (3, 2, 2, "valid"),
+    ],
+)
+def test_torch_whole_map_conv_equals_keras_ops_conv(kernel_size, strides, dilation, padding):
+    """The channels-last PyTorch convolution against keras.ops.conv (TensorFlow's
+    "same" padding, the extra entry after): output and both gradients."""
+    import torch
+
+    from keras_symconv.ops import torch_blocks
+
+    rng = np.random.default_rng(kernel_size + strides)
+    x = rng.normal(size=(2, 11, 13, 3)).astype("float32")
+    kernel = rng.normal(size=(kernel_size, kernel_size, 3, 4)).astype("float32")
+
+    def run(f):
+        xt = torch.tensor(x, requires_grad=True)
+        kt = torch.tensor(kernel, requires_grad=True)
+        y = f(xt, kt)
+        g = torch.tensor(np.random.default_rng(0).normal(size=tuple(y.shape)).astype("float32"))
+        return [t.detach().numpy() for t in (y, *torch.autograd.grad((y * g).sum(), [xt, kt]))]
+
+    want = run(lambda a, k: keras.ops.conv(a, k, strides, padding, dilation_rate=dilation))
+    got = run(lambda a, k: torch_blocks.conv(a, k, strides, dilation, padding))
+    for got_part, want_part in zip(got, want, strict=True):
+        np.testing.assert_allclose(got_part, want_part, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("generating", [False, True])
 def test_packed_gradient_is_the_update_rule(generating):
     """Autodiff through the layer equals eqs. 3 / 5 applied to the full kernel's gradient."""

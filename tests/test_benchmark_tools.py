@@ -148,6 +148,22 @@ def test_backend_speed_prints_both_tables_with_positive_ratios(capsys):
     assert all(float(s.split(" | ")[-1].rstrip(" |")) > 0 for s in steps)
 
 
+def test_backend_speed_times_one_scnn_per_layout(capsys):
+    import backend_speed
+
+    argv = (
+        "--backend tensorflow --reps 1 --side 16 --channels 2 --kernel 3 --crop 12 --batch 2 "
+        "--infer-length 14 --tiny --layouts full upper"
+    ).split()
+    assert backend_speed.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("| RNA step"))
+    assert "SCNN full s | SCNN full / CNN | SCNN upper s | SCNN upper / CNN" in header
+    steps = [line.split(" | ") for line in lines if line.startswith(("| training", "| inference"))]
+    assert len(steps) == 2 and all(len(cells) == 6 for cells in steps)
+    assert all(float(cells[-1].rstrip(" |")) > 0 and float(cells[3]) > 0 for cells in steps)
+
+
 def _gpu_check(tmp_path, *argv):
     """benchmarks/gpu_check.py on JAX, in a Python where TensorFlow cannot be
     imported (as on the device machine); returns (exit status, stdout)."""

@@ -65,17 +65,20 @@ class SymmetryPreserving2D(SymmetricConv2D):
             side; ``"full"`` expands the map, convolves it whole and keeps
             the upper triangle (a reference, slower). The plan is
             :func:`keras_symconv.ops.plan.plan` with this class's constants.
-            On JAX and PyTorch the blocks are
+            On JAX the blocks are
             :func:`keras_symconv.ops.portable.triangular_conv` (``keras.ops``
-            and autodiff), planned with that module's ``RULES`` rather than
-            this class's constants; ``layout="upper"`` maps are expanded to
-            the full map for them.
+            and autodiff; ``layout="upper"`` maps are expanded to the full
+            map for them), on PyTorch the functions of
+            :mod:`keras_symconv.ops.torch_blocks` (gradient written out; the
+            upper layout computed in place), both planned with
+            :data:`keras_symconv.ops.portable.RULES` rather than this class's
+            constants.
         layout: ``"full"`` (default): input and output are full maps
             ``(batch, L, L, channels)``. ``"upper"``: both are in the
             upper-triangle layout of :mod:`keras_symconv.ops.upper`,
             ``(batch, L (L + 1) / 2, channels)``, half the memory; needs
-            ``strides=1``. The same weights compute the same function (off
-            TensorFlow through the full map, so without the memory saving).
+            ``strides=1``. The same weights compute the same function (on
+            JAX through the full map, so without the memory saving).
         **kwargs: base layer arguments (``name``, ``dtype``, ``trainable``).
 
     Raises:

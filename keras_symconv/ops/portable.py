@@ -15,6 +15,10 @@ functions, with the same weights and the same results:
   the backward pass the same way. Small maps are convolved whole;
 - ``layout="upper"`` maps are expanded to the full map for the blocks'
   input; the output is read from the blocks directly;
+- on PyTorch the blocks (both layouts) and the whole-map convolutions are
+  the functions of :mod:`keras_symconv.ops.torch_blocks` instead: the same
+  blocks, each written in place, with the gradient written out, and the
+  upper layout computed without a full map;
 - the fused generating convolution is one 1D convolution of the sequence
   and a contraction over the kernel's columns (as on TensorFlow), with
   ``strides=1``; strided, it goes through the self-Cartesian product.
@@ -101,7 +105,12 @@ def pack_kernel(full, generating):
 
 def conv(x, kernel, bias, strides=1, dilation=1, padding="same"):
     """``keras.ops.conv`` over the whole map, plus ``bias`` (or ``None``)."""
-    y = ops.conv(x, kernel, strides=strides, padding=padding, dilation_rate=dilation)
+    if _TORCH_BLOCKS and len(x.shape) == 4:
+        from keras_symconv.ops import torch_blocks
+
+        y = torch_blocks.conv(x, kernel, strides, dilation, padding)
+    else:
+        y = ops.conv(x, kernel, strides=strides, padding=padding, dilation_rate=dilation)
     return y if bias is None else y + bias
 
 
@@ -177,11 +186,17 @@ RULES = {
 _SAME_THEN_CROP = keras.backend.backend() == "jax"
 #: See :func:`_windows`.
 _SPLIT_ROWS = keras.backend.backend() == "torch"
+#: On PyTorch the full layout's blocks are one autograd function that writes
+#: each block and its mirror image in place, and whole-map convolutions run
+#: on channels-last views (:mod:`keras_symconv.ops.torch_blocks`): the pads,
+#: concatenations and selection below, autodiff's undoing of them and
+#: ``keras.ops.conv``'s layout copies cost a PyTorch training step a good
+#: part of what the blocks save (``benchmarks/RESULTS.md``, every backend).
+_TORCH_BLOCKS = keras.backend.backend() == "torch"
 
 
-def _blocks_plan(x, kernel, spec):
-    """``(strips, splits)`` for the blocks, or ``None`` for the whole map."""
-    side = x.shape[1]
+def _blocks_plan(side, kernel, spec):
+    """``(strips, splits)`` for the blocks of an input side, or ``None`` for the whole map."""
     if spec.strides != 1 or side is None:
         return None
     side = int(side) - (0 if spec.padding == "same" else spec.dilation * (spec.kernel_size - 1))
@@ -269,6 +284,11 @@ def triangular_conv(x, kernel, bias, spec, strips, splits, layout="full"):
     gradient's symmetric part equals the full one's, which is all that
     reaches a symmetric network's weights.
     """
+    if _TORCH_BLOCKS and layout == "full":
+        from keras_symconv.ops import torch_blocks
+
+        out = torch_blocks.triangular_conv(x, kernel, spec, strips, splits)
+        return out if bias is None else out + bias
     effective, before, after = conv_padding(spec.kernel_size, spec.dilation, spec.padding)
     side = int(x.shape[1]) + before + after - effective + 1
     padded = x
@@ -317,9 +337,16 @@ def preserving_conv(x, kernel, bias, spec, rules=None):
 
     ``rules``: the TensorFlow planner's (the layer's constants), not used here.
     """
+    if _TORCH_BLOCKS and spec.layout == "upper":
+        found = _blocks_plan(side_of(int(x.shape[1])), kernel, spec)
+        if found is not None:
+            from keras_symconv.ops import torch_blocks
+
+            out = torch_blocks.upper_conv(x, kernel, spec, *found)
+            return out if bias is None else out + bias
     if spec.layout == "upper":
         x = from_upper(x)
-    found = _blocks_plan(x, kernel, spec)
+    found = _blocks_plan(x.shape[1], kernel, spec)
     if found is not None:
         return triangular_conv(x, kernel, bias, spec, *found, layout=spec.layout)
     y = conv(x, kernel, bias, spec.strides, spec.dilation, spec.padding)
