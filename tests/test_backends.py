@@ -140,11 +140,13 @@ def test_triangular_blocks_equal_the_full_convolution(padding, layout):
     np.testing.assert_allclose(sym(got_input), sym(want_input), rtol=1e-4, atol=1e-4)
 
 
+#: (side, kernel size, dilation, padding, strips, splits): odd and even
+#: kernels, "same" and "valid", pieces and strips of several heights.
+_TORCH_PLANS = [(70, 3, 1, "same", 3, 2), (61, 4, 2, "same", 2, 3), (50, 3, 2, "valid", 4, 1)]
+
+
 @pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch blocks run on the torch backend only")
-@pytest.mark.parametrize(
-    "side, kernel_size, dilation, padding, strips, splits",
-    [(70, 3, 1, "same", 3, 2), (61, 4, 2, "same", 2, 3), (50, 3, 2, "valid", 4, 1)],
-)
+@pytest.mark.parametrize("side, kernel_size, dilation, padding, strips, splits", _TORCH_PLANS)
 def test_torch_blocks_equal_the_keras_ops_blocks(
     monkeypatch, side, kernel_size, dilation, padding, strips, splits
 ):
@@ -184,10 +186,7 @@ def test_torch_blocks_equal_the_keras_ops_blocks(
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch blocks run on the torch backend only")
-@pytest.mark.parametrize(
-    "side, kernel_size, dilation, padding, strips, splits",
-    [(70, 3, 1, "same", 3, 2), (61, 4, 2, "same", 2, 3), (50, 3, 2, "valid", 4, 1)],
-)
+@pytest.mark.parametrize("side, kernel_size, dilation, padding, strips, splits", _TORCH_PLANS)
 def test_torch_upper_blocks_equal_the_keras_ops_blocks(
     monkeypatch, side, kernel_size, dilation, padding, strips, splits
 ):

@@ -78,6 +78,30 @@ def _window(x, rows, cols, pads):
     return tnn.pad(window, pads) if any(pads) else window
 
 
+def _window_grads(g_block, window, weight, pads, dilation, needs):
+    """``(gradient of the window's in-map part or None, kernel gradient or None)``
+    of a ``valid`` convolution of ``window`` (padded by ``pads``) receiving
+    ``g_block``; ``needs``: which of the two to compute."""
+    g_window, g_weight, _ = torch.ops.aten.convolution_backward(
+        g_block,
+        window,
+        weight,
+        None,
+        (1, 1),
+        (0, 0),
+        (dilation, dilation),
+        False,
+        (0, 0),
+        1,
+        (*needs, False),
+    )
+    if g_window is not None:
+        left, right, top, bottom = pads
+        height, width = g_window.shape[2:]
+        g_window = g_window[:, :, top : height - bottom, left : width - right]
+    return g_window, g_weight
+
+
 def _upper(side, device):
     """``(side, side)`` bool: on and above the diagonal."""
     return torch.ones((side, side), dtype=torch.bool, device=device).triu()
@@ -128,25 +152,16 @@ class _TriangularConv(torch.autograd.Function):
             g_block = g[:, :, r0:r1, c0:c1] + g[:, :, c0:c1, r0:r1].transpose(2, 3)
             if piece:
                 g_block = g_block * _piece_weights(r1 - r0, c1 - c0, g.device, g.dtype)
-            g_window, g_weight, _ = torch.ops.aten.convolution_backward(
+            g_window, g_weight = _window_grads(
                 g_block.contiguous(memory_format=torch.channels_last),
                 _window(x, rows, cols, pads),
                 weight,
-                None,
-                (1, 1),
-                (0, 0),
-                (ctx.dilation, ctx.dilation),
-                False,
-                (0, 0),
-                1,
-                (need_input, need_kernel, False),
+                pads,
+                ctx.dilation,
+                (need_input, need_kernel),
             )
             if need_input:
-                left, right, top, bottom = pads
-                height, width = g_window.shape[2:]
-                grad_x[:, :, rows, cols] += g_window[
-                    :, :, top : height - bottom, left : width - right
-                ]
+                grad_x[:, :, rows, cols] += g_window
             if need_kernel:
                 grad_weight = g_weight if grad_weight is None else grad_weight + g_weight
         grad_kernel = grad_weight.permute(2, 3, 1, 0) if need_kernel else None
@@ -262,23 +277,15 @@ class _UpperConv(torch.autograd.Function):
             g_block = g_block.view(batch, r1 - r0, c1 - c0, filters).permute(0, 3, 1, 2)
             window = inputs.index_select(1, reads).view(batch, *shape, channels)
             window = window.permute(0, 3, 1, 2)
-            g_window, g_weight, _ = torch.ops.aten.convolution_backward(
+            g_window, g_weight = _window_grads(
                 g_block,
                 tnn.pad(window, pads) if any(pads) else window,
                 weight,
-                None,
-                (1, 1),
-                (0, 0),
-                (ctx.dilation, ctx.dilation),
-                False,
-                (0, 0),
-                1,
-                (need_input, need_kernel, False),
+                pads,
+                ctx.dilation,
+                (need_input, need_kernel),
             )
             if need_input:
-                left, right, top, bottom = pads
-                height, width = g_window.shape[2:]
-                g_window = g_window[:, :, top : height - bottom, left : width - right]
                 g_window = g_window.permute(0, 2, 3, 1).reshape(batch, -1, channels)
                 grad_inputs.index_add_(1, reads, g_window)
             if need_kernel:
