@@ -124,8 +124,7 @@ def rna_models_table(args, keras, ks, np):
     builds = [("CNN", build_rna_cnn)]
     if args.layouts:
         builds += [
-            (f"SCNN {layout}", lambda layout=layout, **kw: build_rna_scnn(layout=layout, **kw))
-            for layout in args.layouts
+            (f"SCNN {layout}", partial(build_rna_scnn, layout=layout)) for layout in args.layouts
         ]
     else:
         builds.append(("SCNN", build_rna_scnn))

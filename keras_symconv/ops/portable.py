@@ -184,11 +184,9 @@ RULES = {
 #: backend), so on JAX each block is a ``same`` convolution of its window,
 #: cropped: the halo's few extra outputs cost less.
 _SAME_THEN_CROP = keras.backend.backend() == "jax"
-#: See :func:`_windows`.
-_SPLIT_ROWS = keras.backend.backend() == "torch"
-#: On PyTorch the full layout's blocks are one autograd function that writes
-#: each block and its mirror image in place, and whole-map convolutions run
-#: on channels-last views (:mod:`keras_symconv.ops.torch_blocks`): the pads,
+#: On PyTorch the blocks (both layouts) are autograd functions that write
+#: each block in place, and whole-map convolutions run on channels-last
+#: views (:mod:`keras_symconv.ops.torch_blocks`): the pads,
 #: concatenations and selection below, autodiff's undoing of them and
 #: ``keras.ops.conv``'s layout copies cost a PyTorch training step a good
 #: part of what the blocks save (``benchmarks/RESULTS.md``, every backend).
@@ -232,38 +230,11 @@ def _upper_mask(side):
 
 
 def _windows(padded, blocks, halo):
-    """Each block's input window: its rows and columns of ``padded`` plus ``halo``.
-
-    On PyTorch the rows come from one ``split`` of the map at the diagonal
-    pieces' first rows (each window: its pieces' row chunks and ``halo`` rows
-    of the next), so that the backward pass of the windows writes about two
-    maps' worth of zeros, where one slice of the whole map per block writes
-    one map per block (``benchmarks/RESULTS.md``, every backend).
-    """
-    pieces = np.flatnonzero(blocks.piece)
-    starts = [int(blocks.r0[k]) for k in pieces]
-    heights = np.diff(starts + [int(padded.shape[1]) - halo])
-    if not _SPLIT_ROWS or min(heights) < halo:
-        return [
-            padded[:, r0 : r1 + halo, c0 : c1 + halo, :]
-            for r0, r1, c0, c1 in ((int(v) for v in blocks.bounds(k)) for k in range(len(blocks)))
-        ]
-    chunks = ops.split(padded, starts[1:], axis=1) if len(starts) > 1 else [padded]
-    chunk_of = {start: p for p, start in enumerate(starts)}
-
-    def rows(first, last):
-        parts = list(chunks[first : last + 1])
-        if last + 1 < len(chunks) and halo:
-            parts.append(chunks[last + 1][:, :halo])
-        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
-
-    windows = []
-    for k in range(len(blocks)):
-        r0, r1, c0, c1 = (int(v) for v in blocks.bounds(k))
-        first = chunk_of[r0]
-        last = first if blocks.piece[k] else first + blocks.splits - 1
-        windows.append(rows(first, last)[:, :, c0 : c1 + halo, :])
-    return windows
+    """Each block's input window: its rows and columns of ``padded`` plus ``halo``."""
+    return [
+        padded[:, r0 : r1 + halo, c0 : c1 + halo, :]
+        for r0, r1, c0, c1 in ((int(v) for v in blocks.bounds(k)) for k in range(len(blocks)))
+    ]
 
 
 def triangular_conv(x, kernel, bias, spec, strips, splits, layout="full"):
@@ -337,16 +308,16 @@ def preserving_conv(x, kernel, bias, spec, rules=None):
 
     ``rules``: the TensorFlow planner's (the layer's constants), not used here.
     """
-    if _TORCH_BLOCKS and spec.layout == "upper":
-        found = _blocks_plan(side_of(int(x.shape[1])), kernel, spec)
-        if found is not None:
-            from keras_symconv.ops import torch_blocks
+    upper = spec.layout == "upper"
+    side = side_of(int(x.shape[1])) if upper else x.shape[1]
+    found = _blocks_plan(side, kernel, spec)
+    if _TORCH_BLOCKS and upper and found is not None:
+        from keras_symconv.ops import torch_blocks
 
-            out = torch_blocks.upper_conv(x, kernel, spec, *found)
-            return out if bias is None else out + bias
-    if spec.layout == "upper":
+        out = torch_blocks.upper_conv(x, kernel, spec, *found)
+        return out if bias is None else out + bias
+    if upper:
         x = from_upper(x)
-    found = _blocks_plan(x.shape[1], kernel, spec)
     if found is not None:
         return triangular_conv(x, kernel, bias, spec, *found, layout=spec.layout)
     y = conv(x, kernel, bias, spec.strides, spec.dilation, spec.padding)

@@ -39,12 +39,12 @@ Imported only under the PyTorch backend.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import torch
 import torch.nn.functional as tnn
 
+from keras_symconv.ops import portable
 from keras_symconv.ops.geometry import Blocks, conv_padding, effective_size
 
 __all__ = ["conv", "triangular_conv", "upper_conv"]
@@ -111,7 +111,7 @@ def _piece_weights(height, width, device, dtype):
     """``(height, width)``: 1 above the diagonal, 1/2 on it, 0 below (see the
     module's docstring: the diagonal's ``g[r, r] + g[r, r]`` halved)."""
     ones = torch.ones((height, width), dtype=dtype, device=device)
-    return ones.triu(1) + 0.5 * (ones.triu() - ones.triu(1))
+    return 0.5 * (ones.triu() + ones.triu(1))
 
 
 class _TriangularConv(torch.autograd.Function):
@@ -176,17 +176,11 @@ def triangular_conv(x, kernel, spec, strips, splits):
     :class:`~keras_symconv.ops.geometry.Spec` (its padding and dilation);
     ``(strips, splits)``: the blocks.
     """
-    effective, before, after = conv_padding(spec.kernel_size, spec.dilation, spec.padding)
-    side = int(x.shape[1]) + before + after - effective + 1
+    effective, before, _ = conv_padding(spec.kernel_size, spec.dilation, spec.padding)
+    side = spec.output_side(int(x.shape[1]))
     return _TriangularConv.apply(
         x, kernel, side, strips, splits, spec.dilation, before, effective - 1
     )
-
-
-def _upper_index(rows, cols, side):
-    """Upper-layout index of entries ``(rows, cols)`` of a symmetric map (NumPy)."""
-    r, c = np.minimum(rows, cols), np.maximum(rows, cols)
-    return r * side - r * (r - 1) // 2 + (c - r)
 
 
 @functools.lru_cache(maxsize=256)
@@ -199,17 +193,16 @@ def _upper_blocks(side, strips, splits, halo, before, length, device):
     the output entries it holds on and above the diagonal; ``keep``, where
     those are among its ``h w`` outputs (``None`` for a rectangle: all).
     """
+    # Each entry's upper-layout index (below the diagonal: its mirror image's).
+    entry_in = portable._upper_indices(length)[1].reshape(length, length)
+    entry_out = portable._upper_indices(side)[1].reshape(side, side)
     out = []
     for r0, r1, c0, c1, piece, rows, cols, pads in _blocks(
         side, strips, splits, halo, before, length
     ):
-        i, j = np.meshgrid(
-            np.arange(rows.start, rows.stop), np.arange(cols.start, cols.stop), indexing="ij"
-        )
-        reads = _upper_index(i.ravel(), j.ravel(), length)
-        i, j = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
-        keep = np.flatnonzero(i.ravel() <= j.ravel())
-        writes = _upper_index(i.ravel()[keep], j.ravel()[keep], side)
+        reads = entry_in[rows, cols].ravel()
+        keep = np.flatnonzero(np.triu(np.ones((r1 - r0, c1 - c0), bool), r0 - c0))
+        writes = entry_out[r0:r1, c0:c1].ravel()[keep]
         tensors = [
             torch.as_tensor(a.astype(np.int64), device=device) for a in (reads, writes, keep)
         ]
@@ -297,9 +290,9 @@ class _UpperConv(torch.autograd.Function):
 def upper_conv(x, kernel, spec, strips, splits):
     """:func:`triangular_conv` in the upper layout: ``x`` ``(B, L (L + 1) / 2, m)``,
     the output ``(B, L' (L' + 1) / 2, F)``."""
-    length = (math.isqrt(8 * int(x.shape[1]) + 1) - 1) // 2
-    effective, before, after = conv_padding(spec.kernel_size, spec.dilation, spec.padding)
-    side = length + before + after - effective + 1
+    length = portable.side_of(int(x.shape[1]))
+    effective, before, _ = conv_padding(spec.kernel_size, spec.dilation, spec.padding)
+    side = spec.output_side(length)
     return _UpperConv.apply(
         x, kernel, side, strips, splits, spec.dilation, before, effective - 1, length
     )
